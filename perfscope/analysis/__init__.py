@@ -1,0 +1,1 @@
+"""The analyse stage: pure functions from events and records to steps, metrics and tables."""

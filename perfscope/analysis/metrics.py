@@ -1,0 +1,104 @@
+"""Flat metrics (`name -> number`) from a record. Every name is listed in docs/metrics.md."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from perfscope.record import Record
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile, q in [0, 100]."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("percentile of no values")
+    pos = (len(ordered) - 1) * q / 100.0
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def compute_metrics(record: Record) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    metrics.update(run_metrics(record.run))
+    metrics.update(step_metrics(record.steps))
+    metrics.update(data_metrics(record.steps, record.environment))
+    metrics.update(host_metrics(record.samples.get("host"), len(record.steps)))
+    metrics.update(overhead_metrics(record.collectors, record.run))
+    return {name: _clean(value) for name, value in metrics.items() if value is not None}
+
+
+def run_metrics(run: dict[str, Any]) -> dict[str, float]:
+    return {
+        "run.duration_s": run.get("duration_s"),
+        "run.failed": float(run.get("exit") != "ok"),
+        "run.oom": float(run.get("exit") == "oom"),
+        "run.time_to_first_step_s": run.get("time_to_first_step_s"),
+    }
+
+
+def step_metrics(steps: list[dict[str, Any]]) -> dict[str, float]:
+    metrics: dict[str, float] = {"steps.count": float(len(steps))}
+    if not steps:
+        return metrics
+    times = [s["duration_ms"] for s in steps]
+    total_s = sum(times) / 1e3
+    metrics.update(
+        {
+            "steps.time_ms_p50": percentile(times, 50),
+            "steps.time_ms_p90": percentile(times, 90),
+            "steps.time_ms_max": max(times),
+            "steps.time_ms_mean": sum(times) / len(times),
+            "steps.throughput_per_s": len(times) / total_s if total_s > 0 else None,
+        }
+    )
+    return metrics
+
+
+def data_metrics(steps: list[dict[str, Any]], environment: dict[str, Any]) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    if steps:
+        waits = [s["data_wait_ms"] for s in steps]
+        total = sum(s["duration_ms"] for s in steps)
+        # The share of the whole iteration (wait plus compute), never of compute alone.
+        metrics["data.wait_frac"] = sum(waits) / total if total > 0 else 0.0
+        metrics["data.wait_ms_p50"] = percentile(waits, 50)
+        metrics["data.wait_ms_per_step"] = sum(waits) / len(waits)
+    loaders = environment.get("dataloaders") or []
+    if loaders:
+        metrics["data.num_workers"] = loaders[0].get("num_workers")
+        metrics["data.pin_memory"] = float(bool(loaders[0].get("pin_memory")))
+        metrics["data.first_batch_ms"] = loaders[0].get("first_batch_ms")
+    return metrics
+
+
+def host_metrics(host: dict[str, list[float]] | None, step_count: int) -> dict[str, float]:
+    if not host or not host.get("ts"):
+        return {}
+    cpu, rss = host["cpu_frac"], host["rss_mb"]
+    metrics = {
+        "cpu.util_frac": sum(cpu) / len(cpu),
+        "cpu.util_frac_p90": percentile(cpu, 90),
+        "mem.host_rss_peak_mb": max(rss),
+        "mem.host_available_min_mb": min(host["avail_mb"]),
+    }
+    if step_count > 1 and len(rss) > 2:
+        half = len(rss) // 2
+        later, earlier = rss[half:], rss[:half]
+        growth = (sum(later) / len(later) - sum(earlier) / len(earlier)) / (step_count / 2)
+        metrics["mem.host_growth_mb_per_step"] = growth
+    return metrics
+
+
+def overhead_metrics(
+    collectors: dict[str, dict[str, Any]], run: dict[str, Any]
+) -> dict[str, float]:
+    duration = run.get("duration_s") or 0.0
+    spent = sum(c.get("overhead_s") or 0.0 for c in collectors.values())
+    return {"overhead.frac": spent / duration if duration > 0 else None}
+
+
+def _clean(value: Any) -> float:
+    number = float(value)
+    return round(number, 6) if math.isfinite(number) else 0.0

@@ -1,0 +1,199 @@
+"""The in-code API: `with perfscope.profile()`, `@perfscope.trace` and `perfscope.step()`.
+
+Inside `perfscope run`, or inside another `profile()`, these join the run already recording: they
+mark steps there and write no second record. See docs/api.md for the rules on nesting.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from perfscope.errors import PerfscopeError
+from perfscope.runtime import session as sessions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_scope_depth = 0  # how many profile() blocks are open in this process
+
+
+def step() -> None:
+    """Marks the end of a step in the run recording this process; does nothing outside a run."""
+    session = sessions.active()
+    if session is not None:
+        session.mark("explicit", scope=max(_scope_depth - 1, 0), via="step")
+
+
+class profile:  # noqa: N801 - used as a context manager, named like one
+    """Records the block as a run: steps, host samples, a record and a report on exit.
+
+    Args:
+        out: the run directory (default ./perfscope-runs/<script>-<time>).
+        report: write report.html.
+        quiet: print no summary.
+        host_interval_s: host sampling interval.
+    """
+
+    def __init__(
+        self,
+        out: str | os.PathLike[str] | None = None,
+        *,
+        report: bool = True,
+        quiet: bool = False,
+        host_interval_s: float = 0.2,
+    ) -> None:
+        self.out = Path(out) if out is not None else None
+        self.report = report
+        self.quiet = quiet
+        self.host_interval_s = host_interval_s
+        self.run_dir: Path | None = None
+        self._entered = False
+        self._owner: _OwnSession | None = None
+        self._scope = 0
+
+    def __enter__(self) -> profile:
+        global _scope_depth
+        if self._entered:
+            raise PerfscopeError(
+                "this perfscope.profile() is already active; use a new one to nest"
+            )
+        self._entered = True
+        self._scope = _scope_depth
+        _scope_depth += 1
+        session = sessions.active()
+        if session is None:
+            self._owner = _OwnSession(
+                self.out, "profile", self.report, self.quiet, self.host_interval_s
+            )
+            session = self._owner.session
+        self.run_dir = session.run_dir
+        session.writer.write({"k": "begin", "ts": time.perf_counter(), "scope": self._scope})
+        return self
+
+    def step(self) -> None:
+        """Marks the end of a step."""
+        session = sessions.active()
+        if not self._entered or session is None:
+            raise PerfscopeError("prof.step() called outside its `with perfscope.profile()` block")
+        session.mark("explicit", scope=self._scope, via="profile")
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        global _scope_depth
+        _scope_depth -= 1
+        self._entered = False
+        if self._owner is not None:
+            self._owner.finish(exc_type, exc)
+            self._owner = None
+
+
+def trace(func: F) -> F:
+    """Each call of the decorated function is one step (a recursive call is part of its caller's).
+
+    Outside a run, the first call starts one, finished when the interpreter exits.
+    """
+    local = threading.local()
+
+    @functools.wraps(func)
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        if getattr(local, "depth", 0):
+            return func(*args, **kwargs)
+        session = sessions.active() or _trace_session()
+        local.depth = 1
+        start = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            local.depth = 0
+            session.span(start, time.perf_counter() - start)
+
+    return traced  # type: ignore[return-value]
+
+
+class _OwnSession:
+    """A run recorded inside this process (profile() or trace() outside `perfscope run`)."""
+
+    def __init__(
+        self, out: Path | None, mode: str, report: bool, quiet: bool, host_interval_s: float
+    ) -> None:
+        from perfscope.collectors.host import HostCollector
+        from perfscope.paths import default_run_dir
+        from perfscope.pipeline import RunFacts
+        from perfscope.runtime.importwatch import after_import
+
+        label = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "python"
+        self.run_dir = Path(out) if out is not None else default_run_dir(label or "python")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.mode, self.report, self.quiet = mode, report, quiet
+        self.facts = RunFacts(
+            command=[sys.executable, *sys.argv],
+            argv=list(sys.argv),
+            cwd=os.getcwd(),
+            origin=time.perf_counter(),
+            started_at=time.time(),
+            mode=mode,
+        )
+        self.session = sessions.ProcessSession(self.run_dir, origin=mode)
+        sessions.activate(self.session)
+        after_import("torch", _install_torch_hooks)
+        self.host = HostCollector(host_interval_s)
+        self.host_reason = self.host.available()
+        if self.host_reason is None:
+            self.host.start(os.getpid())
+
+    def finish(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
+        from perfscope.collectors.base import unavailable
+        from perfscope.environment import collect_environment
+        from perfscope.supervisor.supervisor import RunOptions, finish
+
+        if exc_type is not None and exc is not None:
+            self.session.exception(exc_type, exc)
+        self.session.close()
+        sessions.deactivate(self.session)
+        self.facts.returncode = _returncode(exc)
+        self.facts.ended_at = time.time()
+        host = self.host.stop() if self.host_reason is None else unavailable(self.host_reason)
+        self.facts.collectors["host"] = host
+        self.facts.environment = collect_environment()
+        finish(self.run_dir, self.facts, RunOptions(quiet=self.quiet, report=self.report))
+
+
+def _returncode(exc: BaseException | None) -> int:
+    if exc is None:
+        return 0
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    if isinstance(exc, KeyboardInterrupt):
+        return -signal.SIGINT
+    return 1
+
+
+def _trace_session() -> sessions.ProcessSession:
+    owner = _OwnSession(None, "trace", report=True, quiet=False, host_interval_s=0.2)
+
+    def finish_at_exit() -> None:
+        exc = getattr(sys, "last_value", None)
+        owner.finish(type(exc) if exc is not None else None, exc)
+
+    atexit.register(finish_at_exit)
+    return owner.session
+
+
+def _install_torch_hooks(torch: Any) -> None:
+    from perfscope.runtime.bootstrap import install_torch_hooks
+
+    install_torch_hooks(torch)

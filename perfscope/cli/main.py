@@ -1,0 +1,42 @@
+"""The command line: thin click commands; errors leave as one line and an exit code."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from perfscope._version import __version__
+from perfscope.cli.report import report_command
+from perfscope.cli.run import run_command
+from perfscope.errors import PerfscopeError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="perfscope")
+def cli() -> None:
+    """perfscope: why is my PyTorch run slow, and what should I change?
+
+    \b
+    Exit codes: perfscope run exits as the script did; other commands exit 0 on
+    success, 1 on failure, 2 on a usage or input error.
+    """
+
+
+cli.add_command(run_command)
+cli.add_command(report_command)
+
+
+def main() -> None:
+    try:
+        code = cli.main(standalone_mode=False)
+    except PerfscopeError as exc:
+        click.echo(f"perfscope: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("perfscope: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,107 @@
+"""`perfscope run`: SCRIPT [ARGS]..., -m MODULE [ARGS]..., or -- COMMAND [ARGS]..."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from perfscope.errors import PerfscopeError
+
+_VALUE_OPTIONS = {"-o", "--out", "-m", "--module", "--rules", "--host-interval"}
+
+
+class _RunCommand(click.Command):
+    """Notes whether the program came after `--` (any command) or as SCRIPT (a Python file)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["perfscope.after_dashdash"] = _program_follows_dashdash(args)
+        return super().parse_args(ctx, args)
+
+
+def _program_follows_dashdash(args: list[str]) -> bool:
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--":
+            return True
+        elif arg in _VALUE_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            return False
+    return False
+
+
+@click.command(
+    "run",
+    cls=_RunCommand,
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option("-m", "--module", metavar="MODULE", help="Run a module, like python -m.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="The run directory.")
+@click.option("-q", "--quiet", is_flag=True, help="No live status line and no summary.")
+@click.option("--no-report", is_flag=True, help="Write the record but no HTML report.")
+@click.option(
+    "--live/--no-live",
+    default=None,
+    help="The live status line (default: on a terminal, not in CI).",
+)
+@click.option(
+    "--host-interval",
+    type=click.FloatRange(0.01, 60),
+    default=0.2,
+    show_default=True,
+    help="Seconds between host CPU and memory samples.",
+)
+@click.option(
+    "--rules",
+    "rule_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="A folder of extra rule files (repeatable).",
+)
+@click.argument("program", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def run_command(
+    ctx: click.Context,
+    module: str | None,
+    out: Path | None,
+    quiet: bool,
+    no_report: bool,
+    live: bool | None,
+    host_interval: float,
+    rule_dirs: tuple[Path, ...],
+    program: tuple[str, ...],
+) -> int:
+    """Run a Python script (or module, or any command) and explain its performance.
+
+    \b
+      perfscope run train.py --lr 3e-4
+      perfscope run -m mypkg.train --epochs 1
+      perfscope run -o runs/a -- torchrun --nproc-per-node 2 train.py
+
+    The script sees what `python SCRIPT ARGS` shows it; perfscope exits as the script did.
+    """
+    from perfscope.paths import default_run_dir
+    from perfscope.supervisor.launch import command_target, module_target, script_target
+    from perfscope.supervisor.signals import exit_like
+    from perfscope.supervisor.supervisor import RunOptions, supervise
+
+    if module is not None:
+        target = module_target(module, list(program))
+    elif ctx.meta.get("perfscope.after_dashdash"):
+        target = command_target(list(program))
+    elif program:
+        target = script_target(program[0], list(program[1:]))
+    else:
+        raise PerfscopeError("nothing to run; usage: perfscope run [OPTIONS] SCRIPT [ARGS]...")
+    run_dir = out if out is not None else default_run_dir(target.label)
+    options = RunOptions(
+        quiet=quiet,
+        report=not no_report,
+        live=False if quiet else live,
+        host_interval_s=host_interval,
+        rule_dirs=list(rule_dirs),
+    )
+    return exit_like(supervise(target, run_dir.resolve(), options))

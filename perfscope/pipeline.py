@@ -1,0 +1,115 @@
+"""One pipeline, in order: assemble the record, analyse, diagnose, render (DESIGN.md)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perfscope.analysis.metrics import compute_metrics
+from perfscope.analysis.steps import build_steps
+from perfscope.collectors.base import CollectorResult
+from perfscope.events import event_files, read_events
+from perfscope.exits import classify_exit
+from perfscope.record import Record
+
+
+@dataclass
+class RunFacts:
+    """What the supervisor (or the in-process profiler) knows of the run besides the events."""
+
+    command: list[str]
+    argv: list[str]
+    cwd: str
+    origin: float  # perf_counter at the start: step times are relative to it
+    started_at: float  # wall clock at the same moment
+    mode: str  # script | module | command | profile | trace
+    returncode: int = 0
+    ended_at: float = field(default_factory=time.time)
+    collectors: dict[str, CollectorResult] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+
+
+def assemble(run_dir: Path, facts: RunFacts) -> Record:
+    """The record of a finished run, from the event files and what the supervisor measured."""
+    events = _main_process_events(run_dir)
+    table = build_steps(events, facts.origin)
+    exception = next((_exception(e) for e in reversed(events) if e["k"] == "exc"), None)
+    run = {
+        "command": facts.command,
+        "argv": facts.argv,
+        "cwd": facts.cwd,
+        "mode": facts.mode,
+        "pid": next((e["pid"] for e in events if e["k"] == "hello"), None),
+        "started_at": _iso(facts.started_at),
+        "ended_at": _iso(facts.ended_at),
+        "duration_s": round(facts.ended_at - facts.started_at, 4),
+        **classify_exit(facts.returncode, exception),
+        "step_method": table.method,
+        "step_methods_seen": list(table.methods_seen),
+        "time_to_first_step_s": table.steps[0]["start_s"] if table.steps else None,
+        "notes": [e["text"] for e in events if e["k"] == "note"],
+    }
+    collectors = {name: result.summary() for name, result in facts.collectors.items()}
+    collectors["steps"] = _steps_collector(events, table.method)
+    samples = {n: r.samples for n, r in facts.collectors.items() if r.samples is not None}
+    environment = {**facts.environment, **_process_environment(events)}
+    return Record(run, environment, collectors, table.steps, samples)
+
+
+def diagnose(record: Record, rule_dirs: list[Path] | None = None) -> Record:
+    from perfscope.rules.engine import evaluate
+    from perfscope.rules.loader import load_rules
+
+    metrics = compute_metrics(record)
+    findings = evaluate(load_rules(rule_dirs), metrics, record.collectors)
+    return record.with_diagnosis(metrics, findings)
+
+
+def render_html(record: Record, path: Path) -> Path:
+    from perfscope.render.html import render_report
+
+    path.write_text(render_report(record), encoding="utf-8")
+    return path
+
+
+def _main_process_events(run_dir: Path) -> list[dict[str, Any]]:
+    # One instrumented process per run for now; distributed runs (one file a rank) come later.
+    files = event_files(run_dir)
+    return list(read_events(files[0])) if files else []
+
+
+def _exception(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k not in ("k", "ts")}
+
+
+def _steps_collector(events: list[dict[str, Any]], method: str | None) -> dict[str, Any]:
+    if not any(e["k"] == "hello" for e in events):
+        return {
+            "status": "unavailable",
+            "reason": "the script's Python did not load perfscope's hooks (perfscope must be "
+            "installed in the interpreter that runs the script, and python -I/-E/-S disable them)",
+            "method": None,
+        }
+    return {"status": "ok", "reason": None, "method": method, "overhead_s": 0.0}
+
+
+def _process_environment(events: list[dict[str, Any]]) -> dict[str, Any]:
+    env: dict[str, Any] = {}
+    torch_event = next((e for e in events if e["k"] == "torch"), None)
+    if torch_event:
+        env["torch"] = {k: v for k, v in torch_event.items() if k not in ("k", "ts")}
+    loaders = []
+    for e in events:
+        if e["k"] == "loader":
+            loaders.append({k: v for k, v in e.items() if k not in ("k", "ts")})
+    first_waits = [e for e in events if e["k"] == "wait" and e.get("first")]
+    for loader, wait in zip(loaders, first_waits):
+        loader["first_batch_ms"] = round(wait["dur"] * 1e3, 3)
+    env["dataloaders"] = loaders
+    return env
+
+
+def _iso(wall: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(wall)) + f".{int(wall % 1 * 1e3):03d}"

@@ -1,0 +1,1 @@
+"""The render stage: terminal, live status line and HTML. Renderers compute nothing."""

@@ -1,0 +1,1 @@
+"""The diagnose stage: rule files (top-level `rules/`) read by a sandboxed engine."""

@@ -1,0 +1,108 @@
+"""Evaluates rules over metrics in jinja2's sandbox: a rule file can never run arbitrary code."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from jinja2 import StrictUndefined, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from perfscope.rules.model import SEVERITIES, Rule
+
+
+class MetricSpace:
+    """Dotted metric names as attributes: `data.wait_frac` in a rule reads metrics['data.wait_frac']."""
+
+    __slots__ = ("_metrics", "_prefix")
+
+    def __init__(self, metrics: dict[str, float], prefix: str = "") -> None:
+        self._metrics = metrics
+        self._prefix = prefix
+
+    def __getattr__(self, part: str) -> Any:
+        name = self._prefix + part
+        if name in self._metrics:
+            return self._metrics[name]
+        if any(key.startswith(name + ".") for key in self._metrics):
+            return MetricSpace(self._metrics, name + ".")
+        raise AttributeError(name)
+
+    def __getitem__(self, part: str) -> Any:
+        try:
+            return self.__getattr__(part)
+        except AttributeError:
+            raise KeyError(part) from None
+
+
+@functools.lru_cache(maxsize=1)
+def sandbox() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env.filters["pct"] = lambda x, digits=0: f"{x * 100:.{digits}f}%"
+    env.filters["ms"] = lambda x: f"{x:.1f} ms"
+    return env
+
+
+def evaluate(
+    rules: list[Rule],
+    metrics: dict[str, float],
+    collectors: dict[str, dict[str, Any]],
+    params: dict[str, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Findings of the rules whose condition holds, deduplicated, worst and costliest first."""
+    findings: dict[str, dict[str, Any]] = {}
+    for rule in rules:
+        finding = evaluate_rule(rule, metrics, collectors, (params or {}).get(rule.id, {}))
+        if finding is not None:
+            findings.setdefault(rule.id, finding)
+    return sort_findings(list(findings.values()))
+
+
+def evaluate_rule(
+    rule: Rule,
+    metrics: dict[str, float],
+    collectors: dict[str, dict[str, Any]],
+    overrides: dict[str, Any],
+) -> dict[str, Any] | None:
+    env = sandbox()
+    context = {
+        **_namespace(metrics),
+        "m": metrics,
+        "params": {**rule.params, **overrides},
+    }
+    try:
+        if not env.compile_expression(rule.when, undefined_to_none=False)(**context):
+            return None
+        saving = env.compile_expression(rule.saving)(**context) if rule.saving else None
+        texts = {
+            key: env.from_string(getattr(rule, key)).render(**context).strip()
+            for key in ("title", "evidence", "fix", "snippet")
+        }
+    except (UndefinedError, TypeError, ZeroDivisionError, SecurityError):
+        return None  # a metric the rule needs is missing from this run
+    missing = [name for name in rule.requires if collectors.get(name, {}).get("status") != "ok"]
+    return {
+        "id": rule.id,
+        "name": rule.name,
+        "class": rule.cls,
+        "severity": rule.severity,
+        "confidence": "medium" if missing else "high",
+        **texts,
+        "est_saving_ms_per_step": round(float(saving), 3) if saving is not None else None,
+    }
+
+
+def sort_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def key(finding: dict[str, Any]) -> tuple[int, float, str]:
+        return (
+            -SEVERITIES.index(finding["severity"]),
+            -(finding.get("est_saving_ms_per_step") or 0.0),
+            finding["id"],
+        )
+
+    return sorted(findings, key=key)
+
+
+def _namespace(metrics: dict[str, float]) -> dict[str, Any]:
+    space = MetricSpace(metrics)
+    return {top: getattr(space, top) for top in {name.split(".")[0] for name in metrics}}

@@ -1,0 +1,96 @@
+"""`perfscope run`: start the program, measure it from outside, finish the record however it ends."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from perfscope.collectors.base import CollectorResult, unavailable
+from perfscope.collectors.host import DEFAULT_INTERVAL_S, HostCollector
+from perfscope.environment import collect_environment
+from perfscope.pipeline import RunFacts
+from perfscope.supervisor import signals
+from perfscope.supervisor.launch import Target, child_environment
+
+
+@dataclass
+class RunOptions:
+    quiet: bool = False
+    report: bool = True
+    live: bool | None = None  # None: only when stderr is a terminal and not in CI
+    host_interval_s: float = DEFAULT_INTERVAL_S
+    rule_dirs: list[Path] = field(default_factory=list)
+
+
+def supervise(target: Target, run_dir: Path, options: RunOptions) -> int:
+    """Runs the target to its end and writes the run directory; returns the child's wait status."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    facts = RunFacts(
+        command=target.command,
+        argv=target.argv,
+        cwd=os.getcwd(),
+        origin=time.perf_counter(),
+        started_at=time.time(),
+        mode=target.mode,
+    )
+    signals.block()
+    try:
+        proc = subprocess.Popen(
+            target.command, env=child_environment(run_dir), preexec_fn=signals.unblock
+        )
+    except OSError as exc:
+        signals.unblock()
+        from perfscope.errors import PerfscopeError
+
+        raise PerfscopeError(f"could not start {target.command[0]}: {exc.strerror}") from None
+    host = HostCollector(options.host_interval_s)
+    reason = host.available()
+    if reason is None:
+        host.start(proc.pid)
+    live = _start_live(run_dir, options, facts.origin)
+    try:
+        facts.returncode = signals.wait_forwarding(proc)
+    finally:
+        facts.ended_at = time.time()
+        if live is not None:
+            live.stop()
+        facts.collectors["host"] = host.stop() if reason is None else unavailable(reason)
+    facts.environment = collect_environment()
+    finish(run_dir, facts, options)
+    return facts.returncode
+
+
+def finish(run_dir: Path, facts: RunFacts, options: RunOptions) -> None:
+    """Assembles, diagnoses, saves and renders; a failure here never hides the script's result."""
+    from perfscope.pipeline import assemble, diagnose, render_html
+    from perfscope.render.terminal import print_summary
+
+    try:
+        record = assemble(run_dir, facts)
+        record.save(run_dir)  # the facts first: a rule or template bug must not lose them
+        record = diagnose(record, options.rule_dirs)
+        record.save(run_dir)
+        report = render_html(record, run_dir / "report.html") if options.report else None
+    except Exception as exc:  # noqa: BLE001 - report it, keep the script's exit code
+        print(f"perfscope: could not finish the run record in {run_dir}: {exc!r}", file=sys.stderr)
+        return
+    if not options.quiet:
+        print_summary(record, run_dir, report)
+
+
+def _start_live(run_dir: Path, options: RunOptions, origin: float):  # noqa: ANN202
+    from perfscope.render.live import LiveStatus, live_wanted
+
+    wanted = options.live if options.live is not None else live_wanted(options.quiet)
+    if not wanted:
+        return None
+    live = LiveStatus(run_dir, origin)
+    live.start()
+    return live
+
+
+__all__ = ["CollectorResult", "RunOptions", "supervise"]
