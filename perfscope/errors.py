@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# Exit codes of perfscope's own commands (docs/cli.md). `perfscope run` exits with the script's code.
+# Exit codes of perfscope's own commands (docs/cli.md); `perfscope run` exits as the script did.
 EXIT_USAGE = 2
 
 

@@ -105,7 +105,7 @@ def _process_environment(events: list[dict[str, Any]]) -> dict[str, Any]:
         if e["k"] == "loader":
             loaders.append({k: v for k, v in e.items() if k not in ("k", "ts")})
     first_waits = [e for e in events if e["k"] == "wait" and e.get("first")]
-    for loader, wait in zip(loaders, first_waits):
+    for loader, wait in zip(loaders, first_waits, strict=False):
         loader["first_batch_ms"] = round(wait["dur"] * 1e3, 3)
     env["dataloaders"] = loaders
     return env

@@ -26,6 +26,7 @@ def compute_metrics(record: Record) -> dict[str, float]:
     metrics.update(data_metrics(record.steps, record.environment))
     metrics.update(host_metrics(record.samples.get("host"), len(record.steps)))
     metrics.update(overhead_metrics(record.collectors, record.run))
+    metrics.update(env_metrics(record.environment))
     return {name: _clean(value) for name, value in metrics.items() if value is not None}
 
 
@@ -97,6 +98,13 @@ def overhead_metrics(
     duration = run.get("duration_s") or 0.0
     spent = sum(c.get("overhead_s") or 0.0 for c in collectors.values())
     return {"overhead.frac": spent / duration if duration > 0 else None}
+
+
+def env_metrics(environment: dict[str, Any]) -> dict[str, float]:
+    torch_info = environment.get("torch") or {}
+    if "cuda_available" not in torch_info:
+        return {}
+    return {"env.cuda_available": float(bool(torch_info["cuda_available"]))}
 
 
 def _clean(value: Any) -> float:

@@ -85,7 +85,7 @@ def _spans_from_marks(
 ) -> list[tuple[float, float]]:
     if not marks:
         return []
-    spans = list(zip(marks, marks[1:]))
+    spans = list(zip(marks, marks[1:], strict=False))
     first_start = _first_step_start(marks[0], waits, anchor)
     if first_start is not None:
         spans.insert(0, (first_start, marks[0]))
@@ -105,7 +105,7 @@ def _first_step_start(
 def _dataloader_spans(events: list[dict[str, Any]]) -> list[tuple[float, float]]:
     starts = sorted(e["ts"] for e in events if e["k"] == "wait")
     ends = {e["ts"] for e in events if e["k"] == "wait" and e.get("end")}
-    return [(a, b) for a, b in zip(starts, starts[1:]) if a not in ends]
+    return [(a, b) for a, b in zip(starts, starts[1:], strict=False) if a not in ends]
 
 
 def _step(

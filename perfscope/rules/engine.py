@@ -12,7 +12,7 @@ from perfscope.rules.model import SEVERITIES, Rule
 
 
 class MetricSpace:
-    """Dotted metric names as attributes: `data.wait_frac` in a rule reads metrics['data.wait_frac']."""
+    """Dotted metric names as attributes: `data.wait_frac` reads metrics["data.wait_frac"]."""
 
     __slots__ = ("_metrics", "_prefix")
 

@@ -29,6 +29,7 @@ def install(torch: Any) -> None:
                 "version": torch.__version__,
                 "cuda": torch.version.cuda,
                 "threads": torch.get_num_threads(),
+                "cuda_available": bool(torch.cuda.is_available()),
             }
         )
     _hook_optimizer(torch)

@@ -8,6 +8,7 @@ so a SIGINT sent by the kernel (the terminal) is not forwarded again; one sent b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -36,10 +37,8 @@ def wait_forwarding(proc: subprocess.Popen[bytes], poll_s: float = 0.05) -> int:
     while True:
         info = signal.sigtimedwait(FORWARDED, poll_s)
         if info is not None and not _from_terminal(info):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, info.si_signo)
-            except ProcessLookupError:
-                pass
         code = proc.poll()
         if code is not None:
             return code

@@ -1,8 +1,9 @@
-"""`perfscope run`: start the program, measure it from outside, finish the record however it ends."""
+"""`perfscope run`: start the program, measure it from outside, finish the record at any end."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from perfscope.collectors.base import CollectorResult, unavailable
 from perfscope.collectors.host import DEFAULT_INTERVAL_S, HostCollector
 from perfscope.environment import collect_environment
+from perfscope.errors import PerfscopeError
 from perfscope.pipeline import RunFacts
 from perfscope.supervisor import signals
 from perfscope.supervisor.launch import Target, child_environment
@@ -28,7 +30,7 @@ class RunOptions:
 
 def supervise(target: Target, run_dir: Path, options: RunOptions) -> int:
     """Runs the target to its end and writes the run directory; returns the child's wait status."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    prepare_run_dir(run_dir)
     facts = RunFacts(
         command=target.command,
         argv=target.argv,
@@ -44,8 +46,6 @@ def supervise(target: Target, run_dir: Path, options: RunOptions) -> int:
         )
     except OSError as exc:
         signals.unblock()
-        from perfscope.errors import PerfscopeError
-
         raise PerfscopeError(f"could not start {target.command[0]}: {exc.strerror}") from None
     host = HostCollector(options.host_interval_s)
     reason = host.available()
@@ -62,6 +62,19 @@ def supervise(target: Target, run_dir: Path, options: RunOptions) -> int:
     facts.environment = collect_environment()
     finish(run_dir, facts, options)
     return facts.returncode
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    """Creates the run directory; a previous run's files in it are replaced, nothing else."""
+    from perfscope.events import EVENTS_DIR
+    from perfscope.record import RECORD_NAMES
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise PerfscopeError(f"{run_dir} is a file; -o/--out takes a directory")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(run_dir / EVENTS_DIR, ignore_errors=True)
+    for name in (*RECORD_NAMES, "report.html"):
+        (run_dir / name).unlink(missing_ok=True)
 
 
 def finish(run_dir: Path, facts: RunFacts, options: RunOptions) -> None:

@@ -1,0 +1,76 @@
+"""`perfscope report` re-renders from the record alone and refuses a bad record in one line."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_perfscope
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory, workload: str) -> Path:
+    base = tmp_path_factory.mktemp("report")
+    run_perfscope(["run", "-q", workload, "--steps", "6"], cwd=base, run_dir=base / "run")
+    return base / "run"
+
+
+@pytest.fixture(scope="module")
+def workload() -> str:  # module-scoped twin of the conftest fixture
+    from tests.conftest import SCRIPTS
+
+    return str(SCRIPTS / "workload.py")
+
+
+def test_rerender_from_the_record_alone(finished_run: Path, tmp_path: Path):
+    # GIVEN only the record of a run, moved elsewhere
+    alone = tmp_path / "copy"
+    alone.mkdir()
+    (alone / "record.json").write_bytes((finished_run / "record.json").read_bytes())
+    # WHEN the report is rendered again, to the default place and to a chosen file
+    first = run_perfscope(["report", str(alone)], cwd=tmp_path)
+    second = run_perfscope(["report", str(alone), "-o", str(tmp_path / "x.html")], cwd=tmp_path)
+    # THEN both exist and show the run's steps
+    assert first.returncode == 0 and second.returncode == 0
+    html = (alone / "report.html").read_text()
+    assert html == (tmp_path / "x.html").read_text()
+    assert "steps" in html and "6</b>" in html
+
+
+def test_gzipped_record_is_read(finished_run: Path, tmp_path: Path):
+    (tmp_path / "record.json.gz").write_bytes(
+        gzip.compress((finished_run / "record.json").read_bytes())
+    )
+    result = run_perfscope(["report", str(tmp_path)], cwd=tmp_path)
+    assert result.returncode == 0 and (tmp_path / "report.html").is_file()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "newer", "not-a-record"])
+def test_bad_record_is_a_one_line_error_with_exit_2(
+    finished_run: Path, tmp_path: Path, damage: str
+):
+    text = (finished_run / "record.json").read_text()
+    bad = {
+        "truncated": text[: len(text) // 2],
+        "garbage": "\x00\x01 not json",
+        "newer": json.dumps({**json.loads(text), "schema_version": 999}),
+        "not-a-record": json.dumps([1, 2, 3]),
+    }[damage]
+    (tmp_path / "record.json").write_text(bad)
+    result = run_perfscope(["report", str(tmp_path)], cwd=tmp_path)
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2
+    assert len(lines) == 1 and lines[0].startswith("perfscope: error: ")
+    assert str(tmp_path / "record.json") in lines[0]
+    assert not (tmp_path / "report.html").exists()
+    if damage == "newer":
+        assert "upgrade perfscope" in lines[0]
+
+
+def test_missing_run_directory(tmp_path: Path):
+    result = run_perfscope(["report", str(tmp_path / "nope")], cwd=tmp_path)
+    assert result.returncode == 2
+    assert b"no such run directory" in result.stderr
