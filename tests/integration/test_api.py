@@ -1,4 +1,4 @@
-"""The in-code API gives the same record as `perfscope run`, and joins a run rather than doubling it."""
+"""The in-code API gives the record `perfscope run` gives, and joins a run, never doubling it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The live status line shows on a terminal, never garbles the script's output, and stays out of pipes."""
+"""The live status line: on a terminal, never garbling the script's lines, never in a pipe."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The HTML report in a real headless Chromium: it renders offline, and run strings never execute."""
+"""The HTML report in a real headless Chromium: it renders offline; run strings never execute."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`perfscope run` shows the script exactly what `python` shows it, and gives back the same bytes."""
+"""`perfscope run` shows the script what `python` shows it, and gives back the same bytes."""
 
 from __future__ import annotations
 
