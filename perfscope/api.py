@@ -95,6 +95,9 @@ class profile:  # noqa: N801 - used as a context manager, named like one
         global _scope_depth
         _scope_depth -= 1
         self._entered = False
+        session = sessions.active()
+        if session is not None:
+            session.writer.write({"k": "end", "ts": time.perf_counter(), "scope": self._scope})
         if self._owner is not None:
             self._owner.finish(exc_type, exc)
             self._owner = None
@@ -149,7 +152,7 @@ class _OwnSession:
         self.session = sessions.ProcessSession(self.run_dir, origin=mode)
         sessions.activate(self.session)
         after_import("torch", _install_torch_hooks)
-        self.host = HostCollector(host_interval_s)
+        self.host = HostCollector(host_interval_s, origin=self.facts.origin)
         self.host_reason = self.host.available()
         if self.host_reason is None:
             self.host.start(os.getpid())

@@ -1,11 +1,16 @@
 """The event stream: what an instrumented process appends to the run directory as it goes.
 
 One JSON object per line in `events/<host>-<pid>.jsonl`. Kinds (`k`):
-  hello   the process started: pid, argv, t0 (wall clock), ts (monotonic seconds)
-  mark    the end of a step, by `src`: explicit | optimizer | backward (and `scope` for explicit)
+  hello   the process started: pid, ppid, argv, origin, t0 (wall clock), ts
+  torch   torch was imported: version, cuda, threads, cuda_available
+  mark    the end of a step, by `src`: explicit (with `scope`, `via`) | optimizer (`opt`) | backward
   span    a whole step of a traced function: ts, dur
-  wait    one `next()` on a DataLoader iterator: ts, dur, `first` for an iterator's first batch
-  exc     an uncaught exception: type, message, oom
+  wait    one `next()` on a DataLoader iterator: ts, dur; `first` and `loader` on an iterator's
+          first fetch, `end` when it raised StopIteration
+  loader  a DataLoader's configuration, once per loader: key, num_workers, pin_memory, ...
+  begin   a profile() block opened (`scope`); end: it closed
+  note    a message for the record's run.notes
+  exc     an uncaught exception: type, message, oom, alloc_size
   bye     the process reached interpreter exit normally
 
 Timestamps are `time.perf_counter()` seconds; `hello` pairs one with the wall clock. A reader
@@ -32,7 +37,8 @@ def events_path(run_dir: Path, pid: int | None = None) -> Path:
 class EventWriter:
     """Appends events to one file; flushes on the events that close a step."""
 
-    _FLUSH_KINDS = frozenset({"hello", "mark", "span", "exc", "bye"})
+    # A wait closes nothing but is the only event of an inference step (the dataloader method).
+    _FLUSH_KINDS = frozenset({"hello", "mark", "span", "wait", "exc", "bye", "end"})
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,16 +101,20 @@ def _process_environment(events: list[dict[str, Any]]) -> dict[str, Any]:
     torch_event = next((e for e in events if e["k"] == "torch"), None)
     if torch_event:
         env["torch"] = {k: v for k, v in torch_event.items() if k not in ("k", "ts")}
+    first_fetch: dict[Any, float] = {}
+    for e in events:
+        if e["k"] == "wait" and e.get("first"):
+            first_fetch.setdefault(e.get("loader"), e["dur"])  # its first epoch's first batch
     loaders = []
     for e in events:
         if e["k"] == "loader":
-            loaders.append({k: v for k, v in e.items() if k not in ("k", "ts")})
-    first_waits = [e for e in events if e["k"] == "wait" and e.get("first")]
-    for loader, wait in zip(loaders, first_waits, strict=False):
-        loader["first_batch_ms"] = round(wait["dur"] * 1e3, 3)
+            loader = {k: v for k, v in e.items() if k not in ("k", "ts", "key")}
+            if e.get("key") in first_fetch:
+                loader["first_batch_ms"] = round(first_fetch[e["key"]] * 1e3, 3)
+            loaders.append(loader)
     env["dataloaders"] = loaders
     return env
 
 
 def _iso(wall: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(wall)) + f".{int(wall % 1 * 1e3):03d}"
+    return datetime.fromtimestamp(wall).astimezone().isoformat(timespec="milliseconds")

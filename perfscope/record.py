@@ -49,8 +49,8 @@ class Record:
         if not isinstance(data, dict):
             raise PerfscopeError(f"{source}: not a perfscope record (expected a JSON object)")
         version = data.get("schema_version")
-        if not isinstance(version, int):
-            raise PerfscopeError(f"{source}: not a perfscope record (no integer schema_version)")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise PerfscopeError(f"{source}: not a perfscope record (no valid schema_version)")
         if version > SCHEMA_VERSION:
             raise PerfscopeError(
                 f"{source}: record schema_version {version} is newer than this perfscope reads "

@@ -24,7 +24,7 @@ def compute_metrics(record: Record) -> dict[str, float]:
     metrics.update(run_metrics(record.run))
     metrics.update(step_metrics(record.steps))
     metrics.update(data_metrics(record.steps, record.environment))
-    metrics.update(host_metrics(record.samples.get("host"), len(record.steps)))
+    metrics.update(host_metrics(record.samples.get("host"), record.steps))
     metrics.update(overhead_metrics(record.collectors, record.run))
     metrics.update(env_metrics(record.environment))
     return {name: _clean(value) for name, value in metrics.items() if value is not None}
@@ -74,7 +74,9 @@ def data_metrics(steps: list[dict[str, Any]], environment: dict[str, Any]) -> di
     return metrics
 
 
-def host_metrics(host: dict[str, list[float]] | None, step_count: int) -> dict[str, float]:
+def host_metrics(
+    host: dict[str, list[float]] | None, steps: list[dict[str, Any]]
+) -> dict[str, float]:
     if not host or not host.get("ts"):
         return {}
     cpu, rss = host["cpu_frac"], host["rss_mb"]
@@ -84,12 +86,30 @@ def host_metrics(host: dict[str, list[float]] | None, step_count: int) -> dict[s
         "mem.host_rss_peak_mb": max(rss),
         "mem.host_available_min_mb": min(host["avail_mb"]),
     }
-    if step_count > 1 and len(rss) > 2:
-        half = len(rss) // 2
-        later, earlier = rss[half:], rss[:half]
-        growth = (sum(later) / len(later) - sum(earlier) / len(earlier)) / (step_count / 2)
+    growth = rss_growth_mb_per_step(host["ts"], rss, steps)
+    if growth is not None:
         metrics["mem.host_growth_mb_per_step"] = growth
     return metrics
+
+
+def rss_growth_mb_per_step(
+    ts: list[float], rss: list[float], steps: list[dict[str, Any]]
+) -> float | None:
+    """The least-squares slope of RSS over the steps' time span (start-up excluded), per step."""
+    if len(steps) < 2:
+        return None
+    start = steps[0]["start_s"]
+    end = steps[-1]["start_s"] + steps[-1]["duration_ms"] / 1e3
+    points = [(t, r) for t, r in zip(ts, rss, strict=True) if start <= t <= end]
+    if len(points) < 3:
+        return None
+    mean_t = sum(t for t, _ in points) / len(points)
+    mean_r = sum(r for _, r in points) / len(points)
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    if var == 0:
+        return None
+    slope_mb_per_s = sum((t - mean_t) * (r - mean_r) for t, r in points) / var
+    return slope_mb_per_s * (end - start) / len(steps)
 
 
 def overhead_metrics(

@@ -10,6 +10,7 @@ the enclosing `profile()` block's start. A first step whose start is unknown is 
 from __future__ import annotations
 
 import bisect
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,8 @@ def build_steps(events: list[dict[str, Any]], origin: float) -> StepTable:
     elif method == "dataloader":
         spans = _dataloader_spans(events)
     else:
-        spans = _spans_from_marks(_marks_for(events, method), waits, _anchor(events))
+        marks = _marks_for(events, method)
+        spans = _spans_from_marks(marks, waits, _anchor(events, method, marks[0]))
     steps = [_step(i, s, e, waits, origin) for i, (s, e) in enumerate(spans)]
     return StepTable(method, steps, seen)
 
@@ -56,28 +58,66 @@ def method_of(event: dict[str, Any]) -> str | None:
 def _marks_for(events: list[dict[str, Any]], method: str) -> list[float]:
     marks = [e for e in events if e["k"] == "mark" and e["src"] == method]
     if method == "explicit":
-        # Nested profile() scopes: only the outermost scope that marks steps counts.
-        outer = min(e.get("scope", 0) for e in marks)
-        marks = [e for e in marks if e.get("scope", 0) == outer]
-        # perfscope.step() and prof.step() in the same scope mark the same steps: keep one.
-        if len({e.get("via") for e in marks}) > 1:
-            marks = [e for e in marks if e.get("via") == "profile"]
+        marks = _explicit_marks(events, marks)
     elif method == "optimizer":
-        # Several optimizers (a GAN, say) step once each per iteration: follow one of them, the
-        # one stepping most often, and of those the one that steps last in an iteration.
-        counts = Counter(e.get("opt") for e in marks)
-        top = max(counts.values())
-        last_first = {}
-        for e in marks:
-            last_first.setdefault(e.get("opt"), e["ts"])
-        chosen = max((o for o in counts if counts[o] == top), key=lambda o: last_first[o])
-        marks = [e for e in marks if e.get("opt") == chosen]
+        marks = _one_optimizer(marks)
     return sorted(e["ts"] for e in marks)
 
 
-def _anchor(events: list[dict[str, Any]]) -> float | None:
-    begins = [e["ts"] for e in events if e["k"] == "begin"]
-    return min(begins) if begins else None
+def _explicit_marks(
+    events: list[dict[str, Any]], marks: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    # Nested profile() scopes: only the outermost scope that marks steps counts.
+    outer = _explicit_scope(marks)
+    marks = [e for e in marks if e.get("scope", 0) == outer]
+    # Inside a block whose prof.step() marks steps, perfscope.step() marks the same steps.
+    blocks = [
+        (lo, hi)
+        for lo, hi in _blocks(events, outer)
+        if any(e.get("via") == "profile" and lo <= e["ts"] <= hi for e in marks)
+    ]
+    return [
+        e
+        for e in marks
+        if e.get("via") != "step" or not any(lo <= e["ts"] <= hi for lo, hi in blocks)
+    ]
+
+
+def _explicit_scope(marks: list[dict[str, Any]]) -> int:
+    return min(e.get("scope", 0) for e in marks)
+
+
+def _blocks(events: list[dict[str, Any]], scope: int) -> list[tuple[float, float]]:
+    """The (begin, end) times of the profile() blocks of one scope; an unclosed one never ends."""
+    begins = sorted(e["ts"] for e in events if e["k"] == "begin" and e.get("scope", 0) == scope)
+    ends = sorted(e["ts"] for e in events if e["k"] == "end" and e.get("scope", 0) == scope)
+    blocks = []
+    for lo in begins:
+        hi = next((t for t in ends if t >= lo), math.inf)
+        blocks.append((lo, hi))
+    return blocks
+
+
+def _one_optimizer(marks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Several optimizers (a GAN, say) step once each per iteration: follow one of them, the
+    # one stepping most often, and of those the one that steps last in an iteration.
+    counts = Counter(e.get("opt") for e in marks)
+    top = max(counts.values())
+    first_seen: dict[Any, float] = {}
+    for e in marks:
+        first_seen.setdefault(e.get("opt"), e["ts"])
+    chosen = max((o for o in counts if counts[o] == top), key=lambda o: first_seen[o])
+    return [e for e in marks if e.get("opt") == chosen]
+
+
+def _anchor(events: list[dict[str, Any]], method: str, first_mark: float) -> float | None:
+    """The start of the latest profile() block opened before the first mark, in the marks' scope."""
+    begins = [e for e in events if e["k"] == "begin" and e["ts"] <= first_mark]
+    if method == "explicit":
+        explicit = [e for e in events if e["k"] == "mark" and e["src"] == "explicit"]
+        scope = _explicit_scope(explicit)
+        begins = [e for e in begins if e.get("scope", 0) == scope]
+    return max((e["ts"] for e in begins), default=None)
 
 
 def _spans_from_marks(

@@ -25,8 +25,11 @@ class HostCollector:
 
     name = "host"
 
-    def __init__(self, interval_s: float = DEFAULT_INTERVAL_S, clock=time.perf_counter) -> None:
+    def __init__(
+        self, interval_s: float = DEFAULT_INTERVAL_S, origin: float = 0.0, clock=time.perf_counter
+    ) -> None:
         self.interval_s = interval_s
+        self._origin = origin  # sample times are seconds since the run's start, like steps
         self._clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -104,7 +107,7 @@ class HostCollector:
         if not alive:
             return
         series = self._series
-        series["ts"].append(round(self._clock(), 4))
+        series["ts"].append(round(self._clock() - self._origin, 4))
         series["cpu_frac"].append(round(cpu_percent / 100.0 / self._cores, 4))
         series["rss_mb"].append(round(rss / 2**20, 2))
         series["avail_mb"].append(round(psutil.virtual_memory().available / 2**20, 1))

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any
 
 from jinja2 import StrictUndefined, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from perfscope.rules.model import SEVERITIES, Rule
+
+
+class RuleWarning(UserWarning):
+    """A rule could not be evaluated on this run."""
 
 
 class MetricSpace:
@@ -74,12 +79,17 @@ def evaluate_rule(
         if not env.compile_expression(rule.when, undefined_to_none=False)(**context):
             return None
         saving = env.compile_expression(rule.saving)(**context) if rule.saving else None
+        saving = round(float(saving), 3) if saving is not None else None
         texts = {
             key: env.from_string(getattr(rule, key)).render(**context).strip()
             for key in ("title", "evidence", "fix", "snippet")
         }
-    except (UndefinedError, TypeError, ZeroDivisionError, SecurityError):
+    except UndefinedError:
         return None  # a metric the rule needs is missing from this run
+    except (TypeError, ValueError, ArithmeticError, SecurityError) as exc:
+        # A faulty rule (a user's, say) must not take the other rules' findings down with it.
+        warnings.warn(f"rule {rule.id} ({rule.source}) failed: {exc}", RuleWarning, stacklevel=2)
+        return None
     missing = [name for name in rule.requires if collectors.get(name, {}).get("status") != "ok"]
     return {
         "id": rule.id,
@@ -88,7 +98,7 @@ def evaluate_rule(
         "severity": rule.severity,
         "confidence": "medium" if missing else "high",
         **texts,
-        "est_saving_ms_per_step": round(float(saving), 3) if saving is not None else None,
+        "est_saving_ms_per_step": saving,
     }
 
 

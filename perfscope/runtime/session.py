@@ -19,7 +19,7 @@ _MAX_TEXT = 2000
 _OOM_PATTERNS = ("out of memory", "can't allocate memory", "cannot allocate memory")
 _SIZE_PATTERNS = (
     re.compile(r"you tried to allocate (\d+) bytes"),
-    re.compile(r"Tried to allocate ([\d.]+ [KMGTP]?i?B)"),
+    re.compile(r"Tried to allocate ([\d.]+ (?:[KMGTP]i)?B|\d+ bytes)"),
 )
 
 _active: ProcessSession | None = None
@@ -54,10 +54,12 @@ class ProcessSession:
         self.steps_marked += 1
         self.writer.write({"k": "span", "src": "trace", "ts": start, "dur": duration})
 
-    def wait(self, start: float, duration: float, first: bool, end: bool) -> None:
+    def wait(self, start: float, duration: float, loader: int | None, end: bool) -> None:
+        """One DataLoader fetch; `loader` is given for the first fetch of an iterator."""
         event: dict[str, Any] = {"k": "wait", "ts": start, "dur": duration}
-        if first:
+        if loader is not None:
             event["first"] = True
+            event["loader"] = loader
         if end:
             event["end"] = True
         self.writer.write(event)
@@ -65,7 +67,7 @@ class ProcessSession:
     def loader(self, key: int, config: dict[str, Any]) -> None:
         if key not in self._seen_loaders:
             self._seen_loaders.add(key)
-            self.writer.write({"k": "loader", "ts": time.perf_counter(), **config})
+            self.writer.write({"k": "loader", "ts": time.perf_counter(), "key": key, **config})
 
     def note(self, text: str) -> None:
         self.writer.write({"k": "note", "ts": time.perf_counter(), "text": text[:_MAX_TEXT]})

@@ -77,15 +77,16 @@ def _hook_dataloader(torch: Any) -> None:
         if session is None:
             return original(self)
         first = getattr(self, "_num_yielded", 1) == 0
-        if first:
-            session.loader(id(self._index_sampler), _loader_config(self))
+        loader = id(self._index_sampler) & 0xFFFFFFFF if first else None
+        if loader is not None:
+            session.loader(loader, _loader_config(self))
         start = time.perf_counter()
         try:
             batch = original(self)
         except StopIteration:
-            session.wait(start, time.perf_counter() - start, first, end=True)
+            session.wait(start, time.perf_counter() - start, loader, end=True)
             raise
-        session.wait(start, time.perf_counter() - start, first, end=False)
+        session.wait(start, time.perf_counter() - start, loader, end=False)
         return batch
 
     base.__next__ = timed_next

@@ -47,7 +47,7 @@ def supervise(target: Target, run_dir: Path, options: RunOptions) -> int:
     except OSError as exc:
         signals.unblock()
         raise PerfscopeError(f"could not start {target.command[0]}: {exc.strerror}") from None
-    host = HostCollector(options.host_interval_s)
+    host = HostCollector(options.host_interval_s, origin=facts.origin)
     reason = host.available()
     if reason is None:
         host.start(proc.pid)
