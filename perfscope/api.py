@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from perfscope.errors import PerfscopeError
+from perfscope.events import VIA_CODES
 from perfscope.runtime import session as sessions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,7 +31,7 @@ def step() -> None:
     """Marks the end of a step in the run recording this process; does nothing outside a run."""
     session = sessions.active()
     if session is not None:
-        session.mark("explicit", scope=max(_scope_depth - 1, 0), via="step")
+        session.mark("explicit", scope=max(_scope_depth - 1, 0), aux=VIA_CODES["step"])
 
 
 class profile:  # noqa: N801 - used as a context manager, named like one
@@ -84,7 +85,7 @@ class profile:  # noqa: N801 - used as a context manager, named like one
         session = sessions.active()
         if not self._entered or session is None:
             raise PerfscopeError("prof.step() called outside its `with perfscope.profile()` block")
-        session.mark("explicit", scope=self._scope, via="profile")
+        session.mark("explicit", scope=self._scope, aux=VIA_CODES["profile"])
 
     def __exit__(
         self,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from perfscope.analysis.steps import build_steps, method_of
-from perfscope.events import event_files
+from perfscope.events import event_files, parse_events
 
 
 def live_wanted(quiet: bool) -> bool:
@@ -35,25 +35,16 @@ class EventTail:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self._offset = 0
-        self._partial = ""
 
     def read(self) -> list[dict[str, Any]]:
         files = event_files(self.run_dir)
         if not files:
             return []
-        with open(files[0], encoding="utf-8", errors="replace") as f:
+        with open(files[0], "rb") as f:
             f.seek(self._offset)
             chunk = f.read()
-            self._offset = f.tell()
-        text, _, self._partial = (self._partial + chunk).rpartition("\n")
-        import json
-
-        events = []
-        for line in text.splitlines():
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                continue
+        events, used = parse_events(chunk)
+        self._offset += used
         return events
 
 

@@ -5,7 +5,6 @@ Importing torch costs about 1.3 s, so the hooks wait for the user's own `import 
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import sys
 from collections.abc import Callable
@@ -13,7 +12,9 @@ from types import ModuleType
 from typing import Any
 
 
-class _AfterImport(importlib.abc.MetaPathFinder):
+class _AfterImport:
+    """A meta path finder (importlib.abc would cost 7 ms of imports at start-up)."""
+
     def __init__(self, name: str, callback: Callable[[ModuleType], None]) -> None:
         self.name = name
         self.callback = callback

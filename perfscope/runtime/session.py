@@ -13,7 +13,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from perfscope.events import EventWriter, events_path
+from perfscope.events import (
+    MARK,
+    SOURCE_CODES,
+    SPAN,
+    WAIT,
+    WAIT_END,
+    WAIT_FIRST,
+    EventWriter,
+    events_path,
+)
 
 _MAX_TEXT = 2000
 _OOM_PATTERNS = ("out of memory", "can't allocate memory", "cannot allocate memory")
@@ -33,6 +42,8 @@ class ProcessSession:
         self.writer = EventWriter(events_path(self.run_dir))
         self.origin = origin
         self.steps_marked = 0
+        # Once the optimizer marks steps, backward() marks would never be used: skip writing them.
+        self.optimizer_seen = False
         self._seen_loaders: set[int] = set()
         self.writer.write(
             {
@@ -46,23 +57,21 @@ class ProcessSession:
             }
         )
 
-    def mark(self, src: str, **extra: Any) -> None:
+    def mark(self, src: str, scope: int = 0, aux: int = 0) -> None:
+        """The end of a step; `aux` is the optimizer (optimizer) or the caller (explicit)."""
         self.steps_marked += 1
-        self.writer.write({"k": "mark", "src": src, "ts": time.perf_counter(), **extra})
+        if src == "optimizer":
+            self.optimizer_seen = True
+        self.writer.hot(MARK, SOURCE_CODES[src], scope, aux, time.perf_counter(), 0.0)
 
     def span(self, start: float, duration: float) -> None:
         self.steps_marked += 1
-        self.writer.write({"k": "span", "src": "trace", "ts": start, "dur": duration})
+        self.writer.hot(SPAN, 0, 0, 0, start, duration)
 
     def wait(self, start: float, duration: float, loader: int | None, end: bool) -> None:
         """One DataLoader fetch; `loader` is given for the first fetch of an iterator."""
-        event: dict[str, Any] = {"k": "wait", "ts": start, "dur": duration}
-        if loader is not None:
-            event["first"] = True
-            event["loader"] = loader
-        if end:
-            event["end"] = True
-        self.writer.write(event)
+        flags = (WAIT_FIRST if loader is not None else 0) | (WAIT_END if end else 0)
+        self.writer.hot(WAIT, flags, 0, loader or 0, start, duration)
 
     def loader(self, key: int, config: dict[str, Any]) -> None:
         if key not in self._seen_loaders:

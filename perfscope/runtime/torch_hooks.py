@@ -43,7 +43,7 @@ def _hook_optimizer(torch: Any) -> None:
     def on_step(optimizer: Any, args: Any, kwargs: Any) -> None:
         session = sessions.active()
         if session is not None:
-            session.mark("optimizer", opt=id(optimizer) & 0xFFFFFFFF)
+            session.mark("optimizer", aux=id(optimizer) & 0xFFFFFFFF)
 
     optimizer_module.register_optimizer_step_post_hook(on_step)
 
@@ -57,7 +57,7 @@ def _hook_backward(torch: Any) -> None:
     def backward(*args: Any, **kwargs: Any) -> Any:
         result = original(*args, **kwargs)
         session = sessions.active()
-        if session is not None:
+        if session is not None and not session.optimizer_seen:
             session.mark("backward")
         return result
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from perfscope.events import event_files, read_events
 from tests.conftest import PERFSCOPE, child_env, run_perfscope
 
 
@@ -71,8 +72,9 @@ def start_forever(workload: str, run_dir: Path) -> subprocess.Popen[bytes]:
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        files = list((run_dir / "events").glob("*.jsonl"))
-        if files and files[0].read_text().count('"src":"optimizer"') >= 5:
+        files = event_files(run_dir)
+        marks = [e for e in read_events(files[0]) if e["k"] == "mark"] if files else []
+        if len(marks) >= 5:
             return proc
         time.sleep(0.1)
     proc.kill()

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from perfscope.errors import PerfscopeError
-from perfscope.events import EventWriter, read_events
+from perfscope.events import (
+    MARK,
+    SOURCE_CODES,
+    SPAN,
+    VIA_CODES,
+    WAIT,
+    WAIT_END,
+    WAIT_FIRST,
+    EventWriter,
+    parse_events,
+    read_events,
+)
 from perfscope.record import REQUIRED_KEYS, SCHEMA_VERSION, Record, find_record, load_record
 
 
@@ -142,31 +154,79 @@ def test_find_record_accepts_the_gzip_record_or_the_file_itself(tmp_path: Path) 
     assert find_record(path) == path
 
 
-def test_read_events_skips_a_torn_last_line(tmp_path: Path) -> None:
-    # GIVEN a process that wrote two events and was killed in the middle of the third
-    path = tmp_path / "events" / "host-1.jsonl"
+def write_sample_events(path: Path, close: bool = True) -> EventWriter:
     writer = EventWriter(path)
     writer.write({"k": "hello", "pid": 1, "ts": 0.5})
-    writer.write({"k": "mark", "src": "optimizer", "ts": 1.0})
+    writer.hot(WAIT, WAIT_FIRST, 0, 77, 0.75, 0.125)
+    writer.hot(MARK, SOURCE_CODES["optimizer"], 0, 4242, 1.0, 0.0)
+    writer.hot(MARK, SOURCE_CODES["explicit"], 2, VIA_CODES["profile"], 1.5, 0.0)
+    writer.hot(WAIT, WAIT_END, 0, 0, 1.75, 0.25)
+    writer.hot(SPAN, 0, 0, 0, 2.0, 0.5)
+    if close:
+        writer.close()
+    return writer
+
+
+SAMPLE_EVENTS = [
+    {"k": "hello", "pid": 1, "ts": 0.5},
+    {"k": "wait", "ts": 0.75, "dur": 0.125, "first": True, "loader": 77},
+    {"k": "mark", "src": "optimizer", "ts": 1.0, "opt": 4242},
+    {"k": "mark", "src": "explicit", "ts": 1.5, "scope": 2, "via": "profile"},
+    {"k": "wait", "ts": 1.75, "dur": 0.25, "end": True},
+    {"k": "span", "src": "trace", "ts": 2.0, "dur": 0.5},
+]
+
+
+def test_events_read_back_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "events" / "host-1.events"
+    write_sample_events(path)
+
+    assert list(read_events(path)) == SAMPLE_EVENTS
+    assert path.stat().st_size < 200  # trimmed to what was written at close
+
+
+def test_events_survive_a_writer_that_never_closed(tmp_path: Path) -> None:
+    # GIVEN a writer that is never closed (its process was SIGKILLed): the file is still padded
+    path = tmp_path / "host-2.events"
+    writer = write_sample_events(path, close=False)
+
+    # THEN every event is readable from the file alone
+    assert path.stat().st_size == EventWriter.CHUNK
+    assert list(read_events(path)) == SAMPLE_EVENTS
     writer.close()
-    with open(path, "a", encoding="utf-8") as f:
-        f.write('{"k":"mark","src":"optim')
 
-    # WHEN
+
+def test_a_torn_or_damaged_tail_ends_the_stream_without_error(tmp_path: Path) -> None:
+    path = tmp_path / "host-3.events"
+    write_sample_events(path)
+    whole = path.read_bytes()
+    # a JSON record cut in the middle, then garbage
+    path.write_bytes(whole + b'J\x40\x00\x00\x00{"k":"by')
+    assert list(read_events(path)) == SAMPLE_EVENTS
+    path.write_bytes(whole + b"\xff\xfe garbage")
+    assert list(read_events(path)) == SAMPLE_EVENTS
+    path.write_bytes(whole[:-5])  # the last binary record cut short
+    assert list(read_events(path)) == SAMPLE_EVENTS[:-1]
+
+
+def test_parse_events_resumes_where_it_stopped(tmp_path: Path) -> None:
+    path = tmp_path / "host-4.events"
+    write_sample_events(path)
+    data = path.read_bytes()
+    first, used = parse_events(data[:40])
+    rest, end = parse_events(data, used)
+    assert first + rest == SAMPLE_EVENTS and end == len(data)
+
+
+def test_a_writer_grows_past_one_chunk(tmp_path: Path) -> None:
+    path = tmp_path / "host-5.events"
+    writer = EventWriter(path)
+    count = EventWriter.CHUNK // 24 + 100
+    for i in range(count):
+        writer.hot(MARK, SOURCE_CODES["backward"], 0, 0, float(i), 0.0)
+    writer.close()
     events = list(read_events(path))
-
-    # THEN
-    assert events == [
-        {"k": "hello", "pid": 1, "ts": 0.5},
-        {"k": "mark", "src": "optimizer", "ts": 1.0},
-    ]
-
-
-def test_read_events_skips_lines_that_are_not_events(tmp_path: Path) -> None:
-    path = tmp_path / "e.jsonl"
-    path.write_bytes(b'[1]\n{"no_kind": 1}\n\xff\xfe garbage\n{"k":"bye","ts":2.0}\n')
-
-    assert list(read_events(path)) == [{"k": "bye", "ts": 2.0}]
+    assert len(events) == count and events[-1]["ts"] == float(count - 1)
 
 
 def test_the_example_in_docs_record_md_is_a_record_this_perfscope_reads(tmp_path: Path) -> None:
@@ -182,3 +242,18 @@ def test_the_example_in_docs_record_md_is_a_record_this_perfscope_reads(tmp_path
     assert record.schema_version == SCHEMA_VERSION
     assert set(record.run) >= {"exit", "exit_code", "signal", "exception", "step_method"}
     assert all(set(s) == {"index", "start_s", "duration_ms", "data_wait_ms"} for s in record.steps)
+
+
+def test_a_forked_child_never_writes_to_its_parents_stream(tmp_path: Path) -> None:
+    # GIVEN a writer, and a fork (as a DataLoader worker is) that tries to write to it
+    path = tmp_path / "host-6.events"
+    writer = EventWriter(path)
+    pid = os.fork()
+    if pid == 0:  # the child
+        writer.hot(MARK, SOURCE_CODES["backward"], 0, 0, 99.0, 0.0)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    writer.hot(MARK, SOURCE_CODES["backward"], 0, 0, 1.0, 0.0)
+    writer.close()
+    # THEN only the parent's event is there
+    assert [e["ts"] for e in read_events(path)] == [1.0]
