@@ -36,7 +36,11 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("perfscope: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "perfscope"
+        click.echo(f"perfscope: error: {exc.format_message()} (see: {where} --help)", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        click.echo(f"perfscope: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from perfscope.errors import PerfscopeError
+
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path))
@@ -17,8 +19,12 @@ def report_command(run_dir: Path, out: Path | None) -> int:
     from perfscope.pipeline import render_html
     from perfscope.record import find_record, load_record
 
-    record = load_record(run_dir)
-    target = out or find_record(run_dir).parent / "report.html"
-    render_html(record, target)
+    source = find_record(run_dir)
+    record = load_record(source)
+    target = out or source.parent / "report.html"
+    try:
+        render_html(record, target)
+    except PerfscopeError as exc:
+        raise PerfscopeError(f"{source}: {exc}") from None
     click.echo(f"Report: {target}")
     return 0

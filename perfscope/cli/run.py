@@ -36,7 +36,7 @@ def _program_follows_dashdash(args: list[str]) -> bool:
 @click.command(
     "run",
     cls=_RunCommand,
-    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    context_settings={"allow_interspersed_args": False},
 )
 @click.option("-m", "--module", metavar="MODULE", help="Run a module, like python -m.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), help="The run directory.")

@@ -74,3 +74,17 @@ def test_missing_run_directory(tmp_path: Path):
     result = run_perfscope(["report", str(tmp_path / "nope")], cwd=tmp_path)
     assert result.returncode == 2
     assert b"no such run directory" in result.stderr
+
+
+def test_a_record_the_report_cannot_show_is_a_one_line_error(finished_run: Path, tmp_path: Path):
+    # GIVEN a record with every top-level key but a `run` stripped of its fields
+    data = json.loads((finished_run / "record.json").read_text())
+    data["run"] = {}
+    (tmp_path / "record.json").write_text(json.dumps(data))
+    # WHEN it is rendered
+    result = run_perfscope(["report", str(tmp_path)], cwd=tmp_path)
+    # THEN one line names the record and what is wrong, and no report is written
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1
+    assert lines[0].startswith(f"perfscope: error: {tmp_path / 'record.json'}: cannot render")
+    assert not (tmp_path / "report.html").exists()

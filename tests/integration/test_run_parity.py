@@ -169,3 +169,19 @@ def test_a_sitecustomize_of_the_users_still_runs_in_the_script(tmp_path: Path):
     # THEN the user's sitecustomize ran in the script's process, after perfscope's
     assert result.returncode == 0 and result.stdout == b"hi\n"
     assert (tmp_path / "site" / f"ran-{result.record['run']['pid']}").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--host-interval", "abc", "x.py"], "'abc' is not a valid float range"),
+        (["run", "--no-such-option", "x.py"], "No such option"),
+        (["nonsense"], "No such command 'nonsense'"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_2(tmp_path: Path, args: list[str], message: str):
+    result = run_perfscope(args, cwd=tmp_path)
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2
+    assert len(lines) == 1 and lines[0].startswith("perfscope: error: ")
+    assert message in lines[0] and "--help" in lines[0]
