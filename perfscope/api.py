@@ -133,14 +133,18 @@ class _OwnSession:
     def __init__(
         self, out: Path | None, mode: str, report: bool, quiet: bool, host_interval_s: float
     ) -> None:
-        from perfscope.collectors.host import HostCollector
+        from perfscope.collectors.base import CollectorContext, CollectorSet
+        from perfscope.collectors.registry import supervisor_collectors
+        from perfscope.options import CollectorOptions
         from perfscope.paths import default_run_dir
         from perfscope.pipeline import RunFacts
         from perfscope.runtime.importwatch import after_import
+        from perfscope.supervisor.supervisor import prepare_run_dir
 
         label = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "python"
         self.run_dir = Path(out) if out is not None else default_run_dir(label or "python")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        prepare_run_dir(self.run_dir)
+        options = CollectorOptions(host_interval_s=host_interval_s)
         self.mode, self.report, self.quiet = mode, report, quiet
         self.facts = RunFacts(
             command=[sys.executable, *sys.argv],
@@ -150,16 +154,16 @@ class _OwnSession:
             started_at=time.time(),
             mode=mode,
         )
-        self.session = sessions.ProcessSession(self.run_dir, origin=mode)
+        self.session = sessions.ProcessSession(self.run_dir, origin=mode, options=options)
         sessions.activate(self.session)
         after_import("torch", _install_torch_hooks)
-        self.host = HostCollector(host_interval_s, origin=self.facts.origin)
-        self.host_reason = self.host.available()
-        if self.host_reason is None:
-            self.host.start(os.getpid())
+        # The same collectors `perfscope run` uses, measuring this very process.
+        self.collectors = CollectorSet(supervisor_collectors(options))
+        self.collectors.start(
+            CollectorContext(os.getpid(), self.run_dir, self.facts.origin, options)
+        )
 
     def finish(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
-        from perfscope.collectors.base import unavailable
         from perfscope.environment import collect_environment
         from perfscope.supervisor.supervisor import RunOptions, finish
 
@@ -169,8 +173,7 @@ class _OwnSession:
         sessions.deactivate(self.session)
         self.facts.returncode = _returncode(exc)
         self.facts.ended_at = time.time()
-        host = self.host.stop() if self.host_reason is None else unavailable(self.host_reason)
-        self.facts.collectors["host"] = host
+        self.facts.collectors.update(self.collectors.stop())
         self.facts.environment = collect_environment()
         finish(self.run_dir, self.facts, RunOptions(quiet=self.quiet, report=self.report))
 

@@ -83,6 +83,7 @@ def run_command(
 
     The script sees what `python SCRIPT ARGS` shows it; perfscope exits as the script did.
     """
+    from perfscope.options import CollectorOptions
     from perfscope.paths import default_run_dir
     from perfscope.supervisor.launch import command_target, module_target, script_target
     from perfscope.supervisor.signals import exit_like
@@ -101,7 +102,7 @@ def run_command(
         quiet=quiet,
         report=not no_report,
         live=False if quiet else live,
-        host_interval_s=host_interval,
         rule_dirs=list(rule_dirs),
+        collectors=CollectorOptions(host_interval_s=host_interval),
     )
     return exit_like(supervise(target, run_dir.resolve(), options))

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from perfscope.collectors.base import CollectorResult
+from perfscope.collectors.base import CollectorContext, CollectorResult
 
 DEFAULT_INTERVAL_S = 0.2
 
@@ -25,11 +25,9 @@ class HostCollector:
 
     name = "host"
 
-    def __init__(
-        self, interval_s: float = DEFAULT_INTERVAL_S, origin: float = 0.0, clock=time.perf_counter
-    ) -> None:
+    def __init__(self, interval_s: float = DEFAULT_INTERVAL_S, clock=time.perf_counter) -> None:
         self.interval_s = interval_s
-        self._origin = origin  # sample times are seconds since the run's start, like steps
+        self._origin = 0.0  # sample times are seconds since the run's start, like steps
         self._clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -51,10 +49,11 @@ class HostCollector:
             return "psutil is not installed (pip install psutil)"
         return None
 
-    def start(self, pid: int) -> None:
+    def start(self, ctx: CollectorContext) -> None:
         import psutil
 
-        self._root = psutil.Process(pid)
+        self._origin = ctx.origin
+        self._root = psutil.Process(ctx.pid)
         self._thread = threading.Thread(target=self._loop, name="perfscope-host", daemon=True)
         self._thread.start()
 

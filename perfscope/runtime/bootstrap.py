@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from perfscope.options import CollectorOptions
 from perfscope.runtime import session as sessions
 from perfscope.runtime.importwatch import after_import
 
@@ -22,7 +23,9 @@ def boot() -> None:
     run_dir = os.environ.get(ENV_RUN_DIR)
     if not run_dir or os.environ.pop(ENV_CLAIM, None) != "1":
         return
-    session = sessions.ProcessSession(Path(run_dir), origin="run")
+    session = sessions.ProcessSession(
+        Path(run_dir), origin="run", options=CollectorOptions.from_env()
+    )
     sessions.activate(session)
     _watch_exceptions(session)
     atexit.register(session.close)

@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from perfscope.events import (
     EventWriter,
     events_path,
 )
+from perfscope.options import CollectorOptions
 
 _MAX_TEXT = 2000
 _OOM_PATTERNS = ("out of memory", "can't allocate memory", "cannot allocate memory")
@@ -33,15 +35,24 @@ _SIZE_PATTERNS = (
 
 _active: ProcessSession | None = None
 
+# The step clock follows the best step source seen so far (analysis/steps.py, METHODS).
+_RANK = {"explicit": 0, "trace": 1, "optimizer": 2, "backward": 3, "dataloader": 4}
+StepListener = Callable[[int], None]
+
 
 class ProcessSession:
     """Streams this process's steps, data waits and its end to the run directory."""
 
-    def __init__(self, run_dir: Path, origin: str) -> None:
+    def __init__(self, run_dir: Path, origin: str, options: CollectorOptions | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.writer = EventWriter(events_path(self.run_dir))
         self.origin = origin
+        self.options = options or CollectorOptions()
         self.steps_marked = 0
+        # The live step count, for in-process collectors that act on steps (profiler windows).
+        self.step_index = 0
+        self.step_listeners: list[StepListener] = []
+        self._clock_rank = len(_RANK)
         # Once the optimizer marks steps, backward() marks would never be used: skip writing them.
         self.optimizer_seen = False
         self._seen_loaders: set[int] = set()
@@ -63,15 +74,29 @@ class ProcessSession:
         if src == "optimizer":
             self.optimizer_seen = True
         self.writer.hot(MARK, SOURCE_CODES[src], scope, aux, time.perf_counter(), 0.0)
+        self._tick(_RANK[src])
 
     def span(self, start: float, duration: float) -> None:
         self.steps_marked += 1
         self.writer.hot(SPAN, 0, 0, 0, start, duration)
+        self._tick(1)
 
     def wait(self, start: float, duration: float, loader: int | None, end: bool) -> None:
         """One DataLoader fetch; `loader` is given for the first fetch of an iterator."""
         flags = (WAIT_FIRST if loader is not None else 0) | (WAIT_END if end else 0)
         self.writer.hot(WAIT, flags, 0, loader or 0, start, duration)
+        if not end:
+            self._tick(4)
+
+    def _tick(self, rank: int) -> None:
+        if rank > self._clock_rank:
+            return
+        if rank < self._clock_rank:  # a better source appeared: count its steps from now on
+            self._clock_rank = rank
+            self.step_index = 0
+        self.step_index += 1
+        for listener in self.step_listeners:
+            listener(self.step_index)
 
     def loader(self, key: int, config: dict[str, Any]) -> None:
         if key not in self._seen_loaders:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perfscope.errors import PerfscopeError
+from perfscope.options import ENV_OPTIONS, CollectorOptions
 from perfscope.paths import inject_dir
 from perfscope.runtime.bootstrap import ENV_CLAIM, ENV_RUN_DIR
 
@@ -47,9 +48,10 @@ def command_target(command: list[str]) -> Target:
     return Target("command", list(command), Path(command[0]).name)
 
 
-def child_environment(run_dir: Path) -> dict[str, str]:
+def child_environment(run_dir: Path, options: CollectorOptions | None = None) -> dict[str, str]:
     """The caller's environment plus what makes the child's Python load perfscope's hooks."""
     env = dict(os.environ)
+    env[ENV_OPTIONS] = (options or CollectorOptions()).to_env()
     inject = str(inject_dir())
     env["PYTHONPATH"] = os.pathsep.join(p for p in (inject, env.get("PYTHONPATH")) if p)
     env[ENV_RUN_DIR] = str(run_dir)

@@ -10,10 +10,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from perfscope.collectors.base import CollectorResult, unavailable
-from perfscope.collectors.host import DEFAULT_INTERVAL_S, HostCollector
+from perfscope.collectors.base import CollectorContext, CollectorResult, CollectorSet
+from perfscope.collectors.registry import supervisor_collectors
 from perfscope.environment import collect_environment
 from perfscope.errors import PerfscopeError
+from perfscope.options import CollectorOptions
 from perfscope.pipeline import RunFacts
 from perfscope.supervisor import signals
 from perfscope.supervisor.launch import Target, child_environment
@@ -24,8 +25,8 @@ class RunOptions:
     quiet: bool = False
     report: bool = True
     live: bool | None = None  # None: only when stderr is a terminal and not in CI
-    host_interval_s: float = DEFAULT_INTERVAL_S
     rule_dirs: list[Path] = field(default_factory=list)
+    collectors: CollectorOptions = field(default_factory=CollectorOptions)
 
 
 def supervise(target: Target, run_dir: Path, options: RunOptions) -> int:
@@ -42,15 +43,15 @@ def supervise(target: Target, run_dir: Path, options: RunOptions) -> int:
     signals.block()
     try:
         proc = subprocess.Popen(
-            target.command, env=child_environment(run_dir), preexec_fn=signals.unblock
+            target.command,
+            env=child_environment(run_dir, options.collectors),
+            preexec_fn=signals.unblock,
         )
     except OSError as exc:
         signals.unblock()
         raise PerfscopeError(f"could not start {target.command[0]}: {exc.strerror}") from None
-    host = HostCollector(options.host_interval_s, origin=facts.origin)
-    reason = host.available()
-    if reason is None:
-        host.start(proc.pid)
+    collectors = CollectorSet(supervisor_collectors(options.collectors))
+    collectors.start(CollectorContext(proc.pid, run_dir, facts.origin, options.collectors))
     live = _start_live(run_dir, options, facts.origin)
     try:
         facts.returncode = signals.wait_forwarding(proc)
@@ -58,7 +59,7 @@ def supervise(target: Target, run_dir: Path, options: RunOptions) -> int:
         facts.ended_at = time.time()
         if live is not None:
             live.stop()
-        facts.collectors["host"] = host.stop() if reason is None else unavailable(reason)
+        facts.collectors.update(collectors.stop())
     facts.environment = collect_environment()
     finish(run_dir, facts, options)
     return facts.returncode
