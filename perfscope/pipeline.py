@@ -55,6 +55,7 @@ def assemble(run_dir: Path, facts: RunFacts) -> Record:
     collectors = {name: result.summary() for name, result in facts.collectors.items()}
     collectors["steps"] = _steps_collector(events, table.method)
     samples = {n: r.samples for n, r in facts.collectors.items() if r.samples is not None}
+    _merge_in_process_collectors(events, facts.origin, collectors, samples)
     environment = {**facts.environment, **_process_environment(events)}
     return Record(run, environment, collectors, table.steps, samples)
 
@@ -90,6 +91,33 @@ def _main_process_events(run_dir: Path) -> list[dict[str, Any]]:
     # One instrumented process per run for now; distributed runs (one file a rank) come later.
     files = event_files(run_dir)
     return list(read_events(files[0])) if files else []
+
+
+def _merge_in_process_collectors(
+    events: list[dict[str, Any]],
+    origin: float,
+    collectors: dict[str, dict[str, Any]],
+    samples: dict[str, Any],
+) -> None:
+    """What collectors inside the script's process reported: results and time-series points."""
+    for event in events:
+        if event["k"] == "collector":
+            collectors[event["name"]] = event["summary"]
+            if event.get("samples") is not None:
+                samples[event["name"]] = event["samples"]
+        elif event["k"] == "sample":
+            series = samples.setdefault(event["c"], {"ts": []})
+            series["ts"].append(round(event["ts"] - origin, 4))
+            for key, value in event["v"].items():
+                column = series.setdefault(key, [None] * (len(series["ts"]) - 1))
+                column.append(value)
+    # A column missing from later points is padded with None (one missing from earlier ones was
+    # padded when it first appeared), so every column is as long as `ts`.
+    for series in samples.values():
+        if isinstance(series, dict) and "ts" in series:
+            for column in series.values():
+                if isinstance(column, list) and len(column) < len(series["ts"]):
+                    column.extend([None] * (len(series["ts"]) - len(column)))
 
 
 def _exception(event: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from perfscope.collectors.base import CollectorResult
 from perfscope.events import (
     MARK,
     SOURCE_CODES,
@@ -52,6 +53,8 @@ class ProcessSession:
         # The live step count, for in-process collectors that act on steps (profiler windows).
         self.step_index = 0
         self.step_listeners: list[StepListener] = []
+        # Called once at close(), before the final event: in-process collectors report there.
+        self.closers: list[Callable[[], None]] = []
         self._clock_rank = len(_RANK)
         # Once the optimizer marks steps, backward() marks would never be used: skip writing them.
         self.optimizer_seen = False
@@ -111,7 +114,23 @@ class ProcessSession:
             {"k": "exc", "ts": time.perf_counter(), **describe_exception(exc_type, exc)}
         )
 
+    def sample(self, collector: str, values: dict[str, float]) -> None:
+        """One time-series point of an in-process collector (record: samples.<collector>)."""
+        self.writer.write({"k": "sample", "c": collector, "ts": time.perf_counter(), "v": values})
+
+    def collector_result(self, name: str, result: CollectorResult) -> None:
+        """An in-process collector's status and data (record: collectors.<name>, samples.<name>)."""
+        self.writer.write(
+            {"k": "collector", "name": name, "summary": result.summary(), "samples": result.samples}
+        )
+
     def close(self) -> None:
+        for closer in self.closers:
+            try:
+                closer()
+            except Exception as exc:  # noqa: BLE001 - the script's exit must not be disturbed
+                self.note(f"an in-process collector failed at exit: {type(exc).__name__}: {exc}")
+        self.closers = []
         self.writer.write({"k": "bye", "ts": time.perf_counter()})
         self.writer.close()
 

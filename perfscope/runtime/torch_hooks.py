@@ -35,6 +35,10 @@ def install(torch: Any) -> None:
     _hook_optimizer(torch)
     _hook_backward(torch)
     _hook_dataloader(torch)
+    if session is not None:
+        from perfscope.runtime.collectors import install_all
+
+        install_all(torch, session)
 
 
 def _hook_optimizer(torch: Any) -> None:

@@ -90,3 +90,30 @@ def test_options_travel_through_the_environment(monkeypatch: pytest.MonkeyPatch)
     assert CollectorOptions.from_env() == CollectorOptions(trace_active=9)
     monkeypatch.setenv(ENV_OPTIONS, "not json")
     assert CollectorOptions.from_env() == CollectorOptions()
+
+
+def test_in_process_collectors_reach_the_record(tmp_path: Path) -> None:
+    import time
+
+    from perfscope.pipeline import RunFacts, assemble
+
+    # GIVEN a session whose in-process collectors report samples and a result
+    origin = time.perf_counter()
+    session = ProcessSession(tmp_path, origin="test")
+    session.sample("alloc", {"rss_mb": 10.0})
+    session.sample("alloc", {"rss_mb": 11.0, "reserved_mb": 3.0})
+    session.closers.append(
+        lambda: session.collector_result(
+            "window", CollectorResult(status="ok", reason=None, samples={"ops": [{"name": "mm"}]})
+        )
+    )
+    session.close()
+    # WHEN the record is assembled
+    facts = RunFacts(command=["x"], argv=["x"], cwd=".", origin=origin, started_at=0, mode="test")
+    record = assemble(tmp_path, facts)
+    # THEN both appear, columns padded to the same length
+    alloc = record.samples["alloc"]
+    assert alloc["rss_mb"] == [10.0, 11.0] and alloc["reserved_mb"] == [None, 3.0]
+    assert len(alloc["ts"]) == 2 and 0 <= alloc["ts"][0] <= alloc["ts"][1]
+    assert record.collectors["window"]["status"] == "ok"
+    assert record.samples["window"] == {"ops": [{"name": "mm"}]}
