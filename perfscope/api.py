@@ -14,12 +14,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from perfscope.errors import PerfscopeError
 from perfscope.events import VIA_CODES
+from perfscope.options import CollectorOptions
 from perfscope.runtime import session as sessions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,7 +43,9 @@ class profile:  # noqa: N801 - used as a context manager, named like one
         out: the run directory (default ./perfscope-runs/<script>-<time>).
         report: write report.html.
         quiet: print no summary.
-        host_interval_s: host sampling interval.
+        **options: collector settings, the fields of `perfscope.options.CollectorOptions`
+            (host_interval_s, pyspy, pyspy_rate, trace, trace_skip, trace_warmup,
+            trace_active, trace_max_mb, gpu_interval_s).
     """
 
     def __init__(
@@ -50,12 +54,12 @@ class profile:  # noqa: N801 - used as a context manager, named like one
         *,
         report: bool = True,
         quiet: bool = False,
-        host_interval_s: float = 0.2,
+        **options: Any,
     ) -> None:
         self.out = Path(out) if out is not None else None
         self.report = report
         self.quiet = quiet
-        self.host_interval_s = host_interval_s
+        self.options = collector_options(options)
         self.run_dir: Path | None = None
         self._entered = False
         self._owner: _OwnSession | None = None
@@ -72,9 +76,7 @@ class profile:  # noqa: N801 - used as a context manager, named like one
         _scope_depth += 1
         session = sessions.active()
         if session is None:
-            self._owner = _OwnSession(
-                self.out, "profile", self.report, self.quiet, self.host_interval_s
-            )
+            self._owner = _OwnSession(self.out, "profile", self.report, self.quiet, self.options)
             session = self._owner.session
         self.run_dir = session.run_dir
         session.writer.write({"k": "begin", "ts": time.perf_counter(), "scope": self._scope})
@@ -104,6 +106,18 @@ class profile:  # noqa: N801 - used as a context manager, named like one
             self._owner = None
 
 
+def collector_options(given: dict[str, Any]) -> CollectorOptions:
+    """CollectorOptions from keyword arguments; an unknown name is an error that lists the known."""
+    known = {f.name for f in fields(CollectorOptions)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise PerfscopeError(
+            f"unknown perfscope.profile() option(s): {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    return CollectorOptions(**given)
+
+
 def trace(func: F) -> F:
     """Each call of the decorated function is one step (a recursive call is part of its caller's).
 
@@ -131,11 +145,10 @@ class _OwnSession:
     """A run recorded inside this process (profile() or trace() outside `perfscope run`)."""
 
     def __init__(
-        self, out: Path | None, mode: str, report: bool, quiet: bool, host_interval_s: float
+        self, out: Path | None, mode: str, report: bool, quiet: bool, options: CollectorOptions
     ) -> None:
         from perfscope.collectors.base import CollectorContext, CollectorSet
         from perfscope.collectors.registry import supervisor_collectors
-        from perfscope.options import CollectorOptions
         from perfscope.paths import default_run_dir
         from perfscope.pipeline import RunFacts
         from perfscope.runtime.importwatch import after_import
@@ -144,7 +157,6 @@ class _OwnSession:
         label = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "python"
         self.run_dir = Path(out) if out is not None else default_run_dir(label or "python")
         prepare_run_dir(self.run_dir)
-        options = CollectorOptions(host_interval_s=host_interval_s)
         self.mode, self.report, self.quiet = mode, report, quiet
         self.facts = RunFacts(
             command=[sys.executable, *sys.argv],
@@ -190,7 +202,7 @@ def _returncode(exc: BaseException | None) -> int:
 
 
 def _trace_session() -> sessions.ProcessSession:
-    owner = _OwnSession(None, "trace", report=True, quiet=False, host_interval_s=0.2)
+    owner = _OwnSession(None, "trace", report=True, quiet=False, options=CollectorOptions())
 
     def finish_at_exit() -> None:
         exc = getattr(sys, "last_value", None)

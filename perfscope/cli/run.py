@@ -8,7 +8,20 @@ import click
 
 from perfscope.errors import PerfscopeError
 
-_VALUE_OPTIONS = {"-o", "--out", "-m", "--module", "--rules", "--host-interval"}
+_VALUE_OPTIONS = {
+    "-o",
+    "--out",
+    "-m",
+    "--module",
+    "--rules",
+    "--host-interval",
+    "--gpu-interval",
+    "--pyspy-rate",
+    "--trace-skip",
+    "--trace-warmup",
+    "--trace-steps",
+    "--trace-max-mb",
+}
 
 
 class _RunCommand(click.Command):
@@ -55,6 +68,40 @@ def _program_follows_dashdash(args: list[str]) -> bool:
     help="Seconds between host CPU and memory samples.",
 )
 @click.option(
+    "--gpu-interval",
+    type=click.FloatRange(0.01, 60),
+    default=0.2,
+    show_default=True,
+    help="Seconds between GPU (NVML) samples.",
+)
+@click.option("--pyspy/--no-pyspy", default=True, show_default=True, help="Python stacks (py-spy).")
+@click.option(
+    "--pyspy-rate", type=click.IntRange(1, 1000), default=50, show_default=True, help="Samples/s."
+)
+@click.option(
+    "--trace/--no-trace", default=True, show_default=True, help="A torch.profiler op-trace window."
+)
+@click.option(
+    "--trace-skip",
+    type=click.IntRange(0),
+    default=5,
+    show_default=True,
+    help="Steps before the op-trace window opens.",
+)
+@click.option(
+    "--trace-warmup", type=click.IntRange(0), default=2, show_default=True, help="Warm-up steps."
+)
+@click.option(
+    "--trace-steps", type=click.IntRange(1), default=5, show_default=True, help="Steps recorded."
+)
+@click.option(
+    "--trace-max-mb",
+    type=click.FloatRange(1),
+    default=50.0,
+    show_default=True,
+    help="Largest op trace kept (uncompressed MB).",
+)
+@click.option(
     "--rules",
     "rule_dirs",
     multiple=True,
@@ -71,6 +118,14 @@ def run_command(
     no_report: bool,
     live: bool | None,
     host_interval: float,
+    gpu_interval: float,
+    pyspy: bool,
+    pyspy_rate: int,
+    trace: bool,
+    trace_skip: int,
+    trace_warmup: int,
+    trace_steps: int,
+    trace_max_mb: float,
     rule_dirs: tuple[Path, ...],
     program: tuple[str, ...],
 ) -> int:
@@ -103,6 +158,16 @@ def run_command(
         report=not no_report,
         live=False if quiet else live,
         rule_dirs=list(rule_dirs),
-        collectors=CollectorOptions(host_interval_s=host_interval),
+        collectors=CollectorOptions(
+            host_interval_s=host_interval,
+            gpu_interval_s=gpu_interval,
+            pyspy=pyspy,
+            pyspy_rate=pyspy_rate,
+            trace=trace,
+            trace_skip=trace_skip,
+            trace_warmup=trace_warmup,
+            trace_active=trace_steps,
+            trace_max_mb=trace_max_mb,
+        ),
     )
     return exit_like(supervise(target, run_dir.resolve(), options))

@@ -157,3 +157,24 @@ def test_step_outside_any_run_does_nothing(tmp_path: Path):
     result = run_python([str(script)], cwd=tmp_path)
     assert result.returncode == 0 and result.stdout == b"fine\n"
     assert not (tmp_path / "perfscope-runs").exists()
+
+
+def test_unknown_profile_option_names_the_known_ones(tmp_path: Path):
+    script = write(
+        tmp_path,
+        """
+        try:
+            perfscope.profile(out=sys.argv[1], trace_stpes=3)
+        except Exception as exc:
+            print(type(exc).__name__, exc)
+        with perfscope.profile(out=sys.argv[1], quiet=True, pyspy=False, trace=False) as prof:
+            train_step()
+            prof.step()
+        """,
+    )
+    result = run_python([str(script), str(tmp_path / "p")], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode()
+    assert "PerfscopeError unknown perfscope.profile() option(s): trace_stpes" in out
+    assert "trace_steps" not in out.split("known:")[0] and "trace_active" in out
+    assert load(tmp_path / "p")["run"]["exit"] == "ok"
