@@ -56,6 +56,7 @@ def assemble(run_dir: Path, facts: RunFacts) -> Record:
     collectors["steps"] = _steps_collector(events, table.method)
     samples = {n: r.samples for n, r in facts.collectors.items() if r.samples is not None}
     _merge_in_process_collectors(events, facts.origin, collectors, samples)
+    _mark_profiled_steps(table.steps, collectors.get("ops", {}), facts.origin)
     environment = {**facts.environment, **_process_environment(events)}
     return Record(run, environment, collectors, table.steps, samples)
 
@@ -118,6 +119,19 @@ def _merge_in_process_collectors(
             for column in series.values():
                 if isinstance(column, list) and len(column) < len(series["ts"]):
                     column.extend([None] * (len(series["ts"]) - len(column)))
+
+
+def _mark_profiled_steps(steps: list[dict[str, Any]], ops: dict[str, Any], origin: float) -> None:
+    """Flags the steps the op-trace window overlapped: the profiler slowed them down."""
+    span = ops.pop("window_perf", None)
+    if not span:
+        return
+    start, end = span[0] - origin, span[1] - origin
+    ops["window_s"] = [round(start, 6), round(end, 6)]
+    for step in steps:
+        step_end = step["start_s"] + step["duration_ms"] / 1e3
+        if step["start_s"] < end and step_end > start:
+            step["profiled"] = True
 
 
 def _exception(event: dict[str, Any]) -> dict[str, Any]:

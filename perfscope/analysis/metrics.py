@@ -6,6 +6,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from perfscope.analysis.host import host_detail_metrics
+from perfscope.analysis.memory import memory_metrics
+from perfscope.analysis.ops import ops_metrics
+from perfscope.analysis.pyspy import pyspy_metrics
 from perfscope.record import Record
 
 
@@ -22,12 +26,24 @@ def percentile(values: Sequence[float], q: float) -> float:
 def compute_metrics(record: Record) -> dict[str, float]:
     metrics: dict[str, float] = {}
     metrics.update(run_metrics(record.run))
-    metrics.update(step_metrics(record.steps))
-    metrics.update(data_metrics(record.steps, record.environment))
+    steady = steady_steps(record.steps)
+    metrics.update(step_metrics(steady))
+    metrics["steps.count"] = float(len(record.steps))
+    metrics.update(data_metrics(steady, record.environment))
     metrics.update(host_metrics(record.samples.get("host"), record.steps))
     metrics.update(overhead_metrics(record.collectors, record.run))
     metrics.update(env_metrics(record.environment))
+    metrics.update(host_detail_metrics(record))
+    metrics.update(memory_metrics(record))
+    metrics.update(pyspy_metrics(record))
+    metrics.update(ops_metrics(record))
     return {name: _clean(value) for name, value in metrics.items() if value is not None}
+
+
+def steady_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The steps the op-trace window did not slow down (all of them if it touched every one)."""
+    unprofiled = [s for s in steps if not s.get("profiled")]
+    return unprofiled or steps
 
 
 def run_metrics(run: dict[str, Any]) -> dict[str, float]:

@@ -12,7 +12,10 @@ from typing import Any
 
 from perfscope.runtime.session import ProcessSession
 
-IN_PROCESS_COLLECTORS: list[str] = []
+IN_PROCESS_COLLECTORS: list[str] = [
+    "perfscope.runtime.profiler_window:install",
+    "perfscope.runtime.allocator:install",
+]
 
 
 def install_all(torch: Any, session: ProcessSession) -> None:

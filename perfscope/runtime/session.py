@@ -98,7 +98,7 @@ class ProcessSession:
             self._clock_rank = rank
             self.step_index = 0
         self.step_index += 1
-        for listener in self.step_listeners:
+        for listener in tuple(self.step_listeners):  # a listener may remove itself
             listener(self.step_index)
 
     def loader(self, key: int, config: dict[str, Any]) -> None:

@@ -45,7 +45,7 @@ def supervise(target: Target, run_dir: Path, options: RunOptions) -> int:
         proc = subprocess.Popen(
             target.command,
             env=child_environment(run_dir, options.collectors),
-            preexec_fn=signals.unblock,
+            preexec_fn=_child_setup(options.collectors),
         )
     except OSError as exc:
         signals.unblock()
@@ -63,6 +63,20 @@ def supervise(target: Target, run_dir: Path, options: RunOptions) -> int:
     facts.environment = collect_environment()
     finish(run_dir, facts, options)
     return facts.returncode
+
+
+def _child_setup(options: CollectorOptions):  # noqa: ANN202
+    """What runs in the child between fork and exec: no inherited signal mask, and, under Yama's
+    ptrace_scope 1, permission for the supervisor's descendants (py-spy) to read the child."""
+
+    from perfscope.collectors.pyspy import allow_tracer  # imported before the fork, not after
+
+    def setup() -> None:
+        signals.unblock()
+        if options.pyspy:
+            allow_tracer(os.getppid())
+
+    return setup
 
 
 def prepare_run_dir(run_dir: Path) -> None:
