@@ -8,7 +8,7 @@ import socket
 import sys
 from typing import Any
 
-from perfscope.collectors.host import usable_cores
+from perfscope.collectors.procfs import usable_cores
 
 # Values of these variables shape performance and carry no secrets; no other value is recorded.
 ENV_ALLOW_LIST = (

@@ -22,16 +22,16 @@ What each read costs decides how often it is made (costs measured on a 2-core VM
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from perfscope.collectors import procfs
 from perfscope.collectors.base import CollectorContext, CollectorResult
 from perfscope.collectors.cgroup import PROC, CgroupLimits, memory_used_bytes, read_limits
+from perfscope.collectors.procfs import MB, ProcessTree, shm_usage, usable_cores
 from perfscope.collectors.series import MAX_POINTS, BoundedSeries, Column
 
 DEFAULT_INTERVAL_S = 0.2
@@ -40,15 +40,9 @@ USS_MIN_INTERVAL_S = 2.0
 SLOW_BUDGET_FRAC = 0.001  # an expensive read may cost at most this share of one core
 TREE_BUDGET_FRAC = 0.003  # listing the machine's pids (finds new workers): every sample here
 SLOW_MAX_INTERVAL_S = 60.0
-MB = 2**20
-SHM = Path("/dev/shm")
 KINDS = ("main", "worker", "other")
 # Python processes that multiprocessing starts for itself: not workers.
 MP_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
-PROCFS = os.path.exists("/proc/self/stat") and os.path.isdir("/proc/self/task")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if PROCFS else 100
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if PROCFS else 4096
-_CTX_SWITCHES = re.compile(rb"ctxt_switches:\t(\d+)")
 
 COLUMNS = (
     Column("ts", "last", 4),
@@ -73,26 +67,9 @@ COLUMNS = (
 )
 
 
-def usable_cores(pid: int = 0) -> int:
-    """The cores process `pid` (0: this one) may run on (its CPU affinity), not the machine's."""
-    try:
-        return len(os.sched_getaffinity(pid))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def cores_for(affinity: int, quota: float | None) -> float:
     """The cores CPU shares are relative to: the affinity, capped by a cgroup CPU quota."""
     return min(float(affinity), quota) if quota else float(affinity)
-
-
-def shm_usage(path: Path = SHM) -> tuple[float, float] | None:
-    """Size and free space of /dev/shm in MiB (DataLoader workers pass batches through it)."""
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return None
-    return st.f_blocks * st.f_frsize / MB, st.f_bavail * st.f_frsize / MB
 
 
 class Cadence:
@@ -118,51 +95,6 @@ class Cadence:
         wanted = cost_s / self.budget_frac
         self.interval_s = min(max(wanted, self.min_interval_s), self.max_interval_s)
         self.last_t = now
-
-
-class ProcessTree:
-    """The pids of a root process and its descendants.
-
-    Each pid's parent is read once, when the pid first appears; a call lists the machine's pids
-    and, when the list has not changed since the last call, reads nothing else.
-    """
-
-    def __init__(self, root: int) -> None:
-        self.root = root
-        self._names: set[str] = set()
-        self._parent: dict[int, int] = {}
-        self._members: list[int] = []
-
-    def pids(self, names: set[str] | None = None) -> list[int]:
-        """The tree's pids; `names` is the listing of /proc when the caller already made it."""
-        names = _pid_names() if names is None else names
-        if names == self._names:
-            return self._members
-        current = {int(name) for name in names if name.isdigit()}
-        for pid in self._parent.keys() - current:
-            del self._parent[pid]
-        for pid in current - self._parent.keys():
-            self._parent[pid] = _parent_pid(pid)
-        self._names = names
-        self._members = self._descendants()
-        return self._members
-
-    def _descendants(self) -> list[int]:
-        if self.root not in self._parent:
-            return []
-        children: dict[int, list[int]] = defaultdict(list)
-        for pid, ppid in self._parent.items():
-            children[ppid].append(pid)
-        found, stack = [], [self.root]
-        seen = set(stack)
-        while stack:
-            pid = stack.pop()
-            found.append(pid)
-            for child in children.get(pid, ()):
-                if child not in seen:
-                    seen.add(child)
-                    stack.append(child)
-        return found
 
 
 @dataclass
@@ -313,7 +245,7 @@ class HostCollector:
         point = self._point(now, dt, tally)
         point.update(detail)
         point.update(self._read_uss(now))
-        point["avail_mb"] = _available_bytes() / MB
+        point["avail_mb"] = procfs.available_bytes() / MB
         point["cgroup_mem_mb"] = self._cgroup_mb()
         self._series.append(point)
         return True
@@ -322,14 +254,14 @@ class HostCollector:
         """CPU seconds and RSS of each process since the last sample, by kind."""
         if self._tree_cadence.due(now):
             started = time.thread_time()
-            names = _pid_names()  # the steady cost; reading new pids' parents is once per pid
+            names = procfs.pid_names()  # the steady cost; reading new pids' parents is once per pid
             self._tree_cadence.done(now, time.thread_time() - started)
             self._members = self._tree.pids(names)
         tally = _Tally()
         alive: dict[int, _Proc] = {}
         for pid in self._members:
             proc = self._procs.get(pid) or self._adopt(pid)
-            usage = _cpu_rss(proc.handle) if proc is not None else None
+            usage = procfs.cpu_rss(proc.handle) if proc is not None else None
             if proc is None or usage is None:
                 continue
             tally.cpu_s[proc.kind] += max(usage[0] - proc.cpu_s, 0.0)
@@ -372,7 +304,7 @@ class HostCollector:
         started = time.thread_time()
         io = self._io_bytes()
         switches = self._switches()
-        swap, last_swap = _swap_bytes(), self._last_swap
+        swap, last_swap = procfs.swap_bytes(), self._last_swap
         self._last_swap = swap
         last = cadence.last_t
         cadence.done(now, time.thread_time() - started)
@@ -382,7 +314,7 @@ class HostCollector:
         detail: dict[str, float | None] = {
             "ctx_switches_per_s": sum(switches) * per_s,
             "ctx_invol_per_s": switches[1] * per_s,
-            "shm_used_mb": _shm_used_mb(),
+            "shm_used_mb": procfs.shm_used_mb(),
         }
         if io is not None:
             detail["io_read_mb_per_s"] = io[0] / MB * per_s
@@ -420,7 +352,7 @@ class HostCollector:
         """Voluntary and involuntary context switches of every thread since the last read."""
         voluntary = involuntary = 0
         for proc in self._procs.values():
-            counts = _thread_switches(proc.handle)
+            counts = procfs.thread_switches(proc.handle)
             for tid, (vol, invol) in counts.items():
                 prev_vol, prev_invol = proc.threads.get(tid, (0, 0))
                 voluntary += max(vol - prev_vol, 0)
@@ -479,129 +411,3 @@ def _kind(handle: Any, root: Any) -> str:
     python = "python" in name or "python" in os.path.basename(exe).lower()
     same = bool(exe) and exe == root_exe
     return "worker" if python or same or name.startswith("pt_data_worker") else "other"
-
-
-def _cpu_rss(handle: Any) -> tuple[float, int] | None:
-    """CPU seconds (user + system) and RSS bytes of a process; None when it is gone."""
-    import psutil
-
-    if PROCFS:  # one read instead of psutil's two (stat and statm)
-        try:
-            with open(f"/proc/{handle.pid}/stat", "rb") as f:
-                data = f.read()
-            fields = data[data.rfind(b")") + 2 :].split()
-            return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(fields[21]) * PAGE_SIZE
-        except (OSError, IndexError, ValueError):
-            return None
-    try:
-        with handle.oneshot():
-            times, rss = handle.cpu_times(), handle.memory_info().rss
-    except psutil.Error:
-        return None
-    return times.user + times.system, rss
-
-
-def _parent_pid(pid: int) -> int:
-    """The parent of `pid`, -1 when it is gone (one read of /proc/<pid>/stat on Linux)."""
-    import psutil
-
-    if PROCFS:
-        data = _read_bytes(f"/proc/{pid}/stat")
-        try:
-            return int(data[data.rfind(b")") + 2 :].split()[1]) if data else -1
-        except (IndexError, ValueError):
-            return -1
-    try:
-        return psutil.Process(pid).ppid()
-    except psutil.Error:
-        return -1
-
-
-def _pid_names() -> set[str]:
-    """The names in /proc (pids and a few others); psutil's pid list where there is no /proc."""
-    if PROCFS:
-        try:
-            return set(os.listdir("/proc"))
-        except OSError:
-            pass
-    import psutil
-
-    return {str(pid) for pid in psutil.pids()}
-
-
-def _thread_switches(handle: Any) -> dict[int, tuple[int, int]]:
-    """(voluntary, involuntary) switches of each thread: /proc/<pid>/status counts only the
-    process's first thread, so every /proc/<pid>/task/<tid>/status is read."""
-    import psutil
-
-    if not PROCFS:
-        try:
-            counts = handle.num_ctx_switches()
-        except (psutil.Error, NotImplementedError):
-            return {}
-        return {handle.pid: (counts.voluntary, counts.involuntary)}
-    task_dir = f"/proc/{handle.pid}/task"
-    found: dict[int, tuple[int, int]] = {}
-    try:
-        tids = os.listdir(task_dir)
-    except OSError:
-        return found
-    for tid in tids:
-        data = _read_bytes(f"{task_dir}/{tid}/status")
-        counts = _CTX_SWITCHES.findall(data) if data else []
-        if len(counts) == 2:
-            found[int(tid)] = (int(counts[0]), int(counts[1]))
-    return found
-
-
-def _swap_bytes() -> tuple[int, int] | None:
-    """Bytes swapped in and out since boot (from /proc/vmstat: psutil also reads /proc/meminfo)."""
-    data = _read_bytes("/proc/vmstat") if PROCFS else None
-    if data is not None:
-        pages_in, pages_out = _counter(data, b"pswpin"), _counter(data, b"pswpout")
-        if pages_in is not None and pages_out is not None:
-            return pages_in * PAGE_SIZE, pages_out * PAGE_SIZE
-    import psutil
-
-    try:
-        swap = psutil.swap_memory()
-    except (OSError, RuntimeError, psutil.Error):
-        return None
-    return swap.sin, swap.sout
-
-
-def _available_bytes() -> int:
-    """Memory available on the host (MemAvailable, which psutil's `available` reports)."""
-    data = _read_bytes("/proc/meminfo") if PROCFS else None
-    kib = _counter(data, b"MemAvailable:") if data is not None else None
-    if kib is not None:
-        return kib * 1024
-    import psutil
-
-    return psutil.virtual_memory().available
-
-
-def _shm_used_mb() -> float | None:
-    usage = shm_usage()
-    return usage[0] - usage[1] if usage else None
-
-
-def _read_bytes(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
-def _counter(data: bytes, key: bytes) -> int | None:
-    """The number after `key` at the start of a line of a /proc file."""
-    at = 0 if data.startswith(key) else data.find(b"\n" + key)
-    if at < 0:
-        return None
-    end = data.find(b"\n", at + 1)
-    fields = data[at : end if end >= 0 else len(data)].split()
-    try:
-        return int(fields[1])
-    except (IndexError, ValueError):
-        return None

@@ -18,7 +18,8 @@ import pytest
 from perfscope.analysis.host import host_detail_metrics
 from perfscope.collectors.base import CollectorContext
 from perfscope.collectors.cgroup import read_limits
-from perfscope.collectors.host import HostCollector, cores_for, usable_cores
+from perfscope.collectors.host import HostCollector, cores_for
+from perfscope.collectors.procfs import usable_cores
 from perfscope.record import Record
 from tests.conftest import run_perfscope
 

@@ -15,9 +15,10 @@ import psutil
 import pytest
 
 from perfscope.analysis.host import host_detail_metrics, steps_window
-from perfscope.collectors import host
+from perfscope.collectors import host, procfs
 from perfscope.collectors.base import CollectorContext
-from perfscope.collectors.host import Cadence, HostCollector, ProcessTree, usable_cores
+from perfscope.collectors.host import Cadence, HostCollector
+from perfscope.collectors.procfs import ProcessTree, usable_cores
 from perfscope.record import Record
 
 ORIGIN = 100.0
@@ -144,7 +145,7 @@ def test_uss_is_sampled_at_most_every_two_seconds() -> None:
 
 
 def test_an_unreadable_tree_gives_no_samples(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(host, "_cpu_rss", lambda handle: None)
+    monkeypatch.setattr(procfs, "cpu_rss", lambda handle: None)
     clock = FakeClock()
     collector = prepared(clock)
     assert collector.sample() is False
@@ -238,10 +239,10 @@ def test_usable_cores_is_the_affinity_of_the_process() -> None:
 
 def test_proc_counter_parsing() -> None:
     data = b"MemTotal: 10 kB\nMemAvailable:   2048 kB\npswpin 7\npswpout 9"
-    assert host._counter(data, b"MemTotal:") == 10
-    assert host._counter(data, b"MemAvailable:") == 2048
-    assert host._counter(data, b"pswpout") == 9
-    assert host._counter(data, b"nothing") is None
+    assert procfs.counter(data, b"MemTotal:") == 10
+    assert procfs.counter(data, b"MemAvailable:") == 2048
+    assert procfs.counter(data, b"pswpout") == 9
+    assert procfs.counter(data, b"nothing") is None
 
 
 # --- host_detail_metrics --------------------------------------------------------------------
