@@ -58,6 +58,7 @@ class ProcessSession:
         self._clock_rank = len(_RANK)
         # Once the optimizer marks steps, backward() marks would never be used: skip writing them.
         self.optimizer_seen = False
+        self.torch_ready = False  # the torch event is written and in-process collectors run
         self._seen_loaders: set[int] = set()
         self.writer.write(
             {

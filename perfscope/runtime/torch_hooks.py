@@ -15,30 +15,31 @@ _installed = False
 
 
 def install(torch: Any) -> None:
-    """Installs the optimizer, backward and DataLoader hooks (idempotent)."""
+    """Installs the step and DataLoader hooks once per process, and the in-process collectors
+    once per session (a second `perfscope.profile()` block gets its own)."""
     global _installed
-    if _installed:
-        return
-    _installed = True
+    if not _installed:
+        _installed = True
+        _hook_optimizer(torch)
+        _hook_backward(torch)
+        _hook_dataloader(torch)
     session = sessions.active()
-    if session is not None:
-        session.writer.write(
-            {
-                "k": "torch",
-                "ts": time.perf_counter(),
-                "version": torch.__version__,
-                "cuda": torch.version.cuda,
-                "threads": torch.get_num_threads(),
-                "cuda_available": bool(torch.cuda.is_available()),
-            }
-        )
-    _hook_optimizer(torch)
-    _hook_backward(torch)
-    _hook_dataloader(torch)
-    if session is not None:
-        from perfscope.runtime.collectors import install_all
+    if session is None or session.torch_ready:
+        return
+    session.torch_ready = True
+    session.writer.write(
+        {
+            "k": "torch",
+            "ts": time.perf_counter(),
+            "version": torch.__version__,
+            "cuda": torch.version.cuda,
+            "threads": torch.get_num_threads(),
+            "cuda_available": bool(torch.cuda.is_available()),
+        }
+    )
+    from perfscope.runtime.collectors import install_all
 
-        install_all(torch, session)
+    install_all(torch, session)
 
 
 def _hook_optimizer(torch: Any) -> None:

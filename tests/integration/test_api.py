@@ -178,3 +178,24 @@ def test_unknown_profile_option_names_the_known_ones(tmp_path: Path):
     assert "PerfscopeError unknown perfscope.profile() option(s): trace_stpes" in out
     assert "trace_steps" not in out.split("known:")[0] and "trace_active" in out
     assert load(tmp_path / "p")["run"]["exit"] == "ok"
+
+
+def test_a_second_profile_block_gets_its_own_collectors(tmp_path: Path):
+    script = write(
+        tmp_path,
+        """
+        for name in ("first", "second"):
+            with perfscope.profile(out=name, quiet=True, pyspy=False, trace_skip=0) as prof:
+                for _ in range(4):
+                    train_step()
+                    prof.step()
+        """,
+    )
+    result = run_python([str(script)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for name in ("first", "second"):
+        record = load(tmp_path / name)
+        assert record["environment"]["torch"]["version"].startswith("2.")
+        assert record["collectors"]["ops"]["status"] == "ok", record["collectors"]["ops"]
+        assert record["collectors"]["allocator"]["status"] == "ok"
+        assert len(record["steps"]) == 4
