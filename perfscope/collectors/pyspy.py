@@ -252,6 +252,7 @@ class PySpyCollector:
             reason = f"py-spy wrote an unreadable {out.name}: {exc}"
             extra = _files(out.parent)
             return CollectorResult(status="failed", reason=reason, overhead_s=cost, extra=extra)
+        note = _cap_profile(out, self.options.trace_max_mb)
         return CollectorResult(
             status="ok",
             interval_s=round(1.0 / self.options.pyspy_rate, 6),
@@ -260,6 +261,7 @@ class PySpyCollector:
             extra={
                 **_files(out.parent),
                 "rate_hz": self.options.pyspy_rate,
+                **({"speedscope_note": note} if note else {}),
                 "nonblocking": True,
                 "errors": _sampling_errors(log),
             },
@@ -411,6 +413,15 @@ def _sampling_errors(log: str) -> int | None:
             with contextlib.suppress(ValueError, IndexError):
                 return int(line.rsplit("Errors:", 1)[1].split()[0])
     return None
+
+
+def _cap_profile(out: Path, max_mb: float) -> str | None:
+    """Drops a raw profile bigger than the raw-trace cap (its summary is in the record)."""
+    size_mb = out.stat().st_size / 2**20
+    if size_mb <= max_mb:
+        return None
+    out.unlink()
+    return f"{out.name} ({size_mb:.0f} MB) was over the {max_mb:.0f} MB cap and was not kept"
 
 
 def _files(run_dir: Path) -> dict[str, Any]:
