@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perfscope.analysis.metrics import compute_metrics
 from perfscope.analysis.steps import build_steps
@@ -14,6 +14,9 @@ from perfscope.collectors.base import CollectorResult
 from perfscope.events import event_files, read_events
 from perfscope.exits import classify_exit
 from perfscope.record import Record
+
+if TYPE_CHECKING:
+    from perfscope.rules.config import Config
 
 
 @dataclass
@@ -61,13 +64,26 @@ def assemble(run_dir: Path, facts: RunFacts) -> Record:
     return Record(run, environment, collectors, table.steps, samples)
 
 
-def diagnose(record: Record, rule_dirs: list[Path] | None = None) -> Record:
-    from perfscope.rules.engine import evaluate
-    from perfscope.rules.loader import load_rules
+def diagnose(
+    record: Record, config: Config | None = None, rule_dirs: list[Path] | None = None
+) -> Record:
+    """Metrics and findings; `config` (rules/config.py) selects the rules and overrides params.
 
+    Without a config every rule runs with its defaults; `rule_dirs` add rule folders either way.
+    The config file used, if any, is kept as the record's `run.config`.
+    """
+    from dataclasses import replace
+
+    from perfscope.rules.config import Config
+    from perfscope.rules.engine import evaluate
+
+    config = config or Config()
+    if rule_dirs:
+        config = replace(config, rule_dirs=(*config.rule_dirs, *rule_dirs))
     metrics = compute_metrics(record)
-    findings = evaluate(load_rules(rule_dirs), metrics, record.collectors)
-    return record.with_diagnosis(metrics, findings)
+    findings = evaluate(config.selected_rules(), metrics, record.collectors, config.params)
+    run = {**record.run, "config": str(config.path) if config.path is not None else None}
+    return replace(record, run=run).with_diagnosis(metrics, findings)
 
 
 def render_html(record: Record, path: Path) -> Path:

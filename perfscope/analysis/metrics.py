@@ -37,6 +37,8 @@ def compute_metrics(record: Record) -> dict[str, float]:
     metrics.update(memory_metrics(record))
     metrics.update(pyspy_metrics(record))
     metrics.update(ops_metrics(record))
+    metrics.update(spike_metrics(steady))
+    metrics.update(thread_metrics(record.environment))
     return {name: _clean(value) for name, value in metrics.items() if value is not None}
 
 
@@ -141,6 +143,32 @@ def env_metrics(environment: dict[str, Any]) -> dict[str, float]:
     if "cuda_available" not in torch_info:
         return {}
     return {"env.cuda_available": float(bool(torch_info["cuda_available"]))}
+
+
+def spike_metrics(steps: list[dict[str, Any]]) -> dict[str, float]:
+    """Steps far slower than the rest: over p50 + 3 standard deviations, or over 3x p50.
+
+    The first step (warm-up, lazy initialisation) is left out; at least 5 other steps are needed.
+    """
+    times = [s["duration_ms"] for s in steps[1:]]
+    if len(times) < 5:
+        return {}
+    p50 = percentile(times, 50)
+    mean = sum(times) / len(times)
+    std = math.sqrt(sum((t - mean) ** 2 for t in times) / len(times))
+    limit = min(p50 + 3 * std, 3 * p50)
+    spikes = [t for t in times if t > limit]
+    total = sum(times)
+    return {
+        "steps.spikes_count": float(len(spikes)),
+        "steps.spike_time_frac": sum(spikes) / total if total > 0 else 0.0,
+        "steps.spike_excess_ms_per_step": sum(t - p50 for t in spikes) / len(times),
+    }
+
+
+def thread_metrics(environment: dict[str, Any]) -> dict[str, float]:
+    threads = (environment.get("torch") or {}).get("threads")
+    return {"host.torch_threads": float(threads)} if threads else {}
 
 
 def _clean(value: Any) -> float:

@@ -8,6 +8,7 @@ import click
 
 from perfscope._version import __version__
 from perfscope.cli.report import report_command
+from perfscope.cli.rules import rules_command
 from perfscope.cli.run import run_command
 from perfscope.errors import PerfscopeError
 
@@ -25,6 +26,7 @@ def cli() -> None:
 
 cli.add_command(run_command)
 cli.add_command(report_command)
+cli.add_command(rules_command)
 
 
 def main() -> None:

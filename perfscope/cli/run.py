@@ -14,6 +14,9 @@ _VALUE_OPTIONS = {
     "-m",
     "--module",
     "--rules",
+    "--select",
+    "--ignore",
+    "--config",
     "--host-interval",
     "--gpu-interval",
     "--pyspy-rate",
@@ -108,6 +111,14 @@ def _program_follows_dashdash(args: list[str]) -> bool:
     type=click.Path(path_type=Path, file_okay=False),
     help="A folder of extra rule files (repeatable).",
 )
+@click.option("--select", metavar="IDS", help="Rule ID prefixes to run, comma-separated.")
+@click.option("--ignore", metavar="IDS", help="Rule ID prefixes to skip, comma-separated.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The config file (default: the nearest perfscope.toml or pyproject.toml).",
+)
 @click.argument("program", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def run_command(
@@ -127,6 +138,9 @@ def run_command(
     trace_steps: int,
     trace_max_mb: float,
     rule_dirs: tuple[Path, ...],
+    select: str | None,
+    ignore: str | None,
+    config_file: Path | None,
     program: tuple[str, ...],
 ) -> int:
     """Run a Python script (or module, or any command) and explain its performance.
@@ -140,6 +154,7 @@ def run_command(
     """
     from perfscope.options import CollectorOptions
     from perfscope.paths import default_run_dir
+    from perfscope.rules.config import parse_selectors, resolve_config
     from perfscope.supervisor.launch import command_target, module_target, script_target
     from perfscope.supervisor.signals import exit_like
     from perfscope.supervisor.supervisor import RunOptions, supervise
@@ -152,12 +167,18 @@ def run_command(
         target = script_target(program[0], list(program[1:]))
     else:
         raise PerfscopeError("nothing to run; usage: perfscope run [OPTIONS] SCRIPT [ARGS]...")
+    config = resolve_config(  # before the script starts: a bad config must not cost a run
+        config_file,
+        select=parse_selectors(select),
+        ignore=parse_selectors(ignore),
+        extra_rule_dirs=list(rule_dirs),
+    )
     run_dir = out if out is not None else default_run_dir(target.label)
     options = RunOptions(
         quiet=quiet,
         report=not no_report,
         live=False if quiet else live,
-        rule_dirs=list(rule_dirs),
+        config=config,
         collectors=CollectorOptions(
             host_interval_s=host_interval,
             gpu_interval_s=gpu_interval,

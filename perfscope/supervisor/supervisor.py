@@ -16,6 +16,7 @@ from perfscope.environment import collect_environment
 from perfscope.errors import PerfscopeError
 from perfscope.options import CollectorOptions
 from perfscope.pipeline import RunFacts
+from perfscope.rules.config import Config
 from perfscope.supervisor import signals
 from perfscope.supervisor.launch import Target, child_environment
 
@@ -25,7 +26,8 @@ class RunOptions:
     quiet: bool = False
     report: bool = True
     live: bool | None = None  # None: only when stderr is a terminal and not in CI
-    rule_dirs: list[Path] = field(default_factory=list)
+    rule_dirs: list[Path] = field(default_factory=list)  # added to the config's rule folders
+    config: Config | None = None  # rules/config.py; None: every rule with its defaults
     collectors: CollectorOptions = field(default_factory=CollectorOptions)
 
 
@@ -100,7 +102,7 @@ def finish(run_dir: Path, facts: RunFacts, options: RunOptions) -> None:
     try:
         record = assemble(run_dir, facts)
         record.save(run_dir)  # the facts first: a rule or template bug must not lose them
-        record = diagnose(record, options.rule_dirs)
+        record = diagnose(record, options.config, options.rule_dirs)
         record.save(run_dir)
         report = render_html(record, run_dir / "report.html") if options.report else None
     except Exception as exc:  # noqa: BLE001 - report it, keep the script's exit code

@@ -15,6 +15,8 @@ METRICS_DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 
 DURATIONS_MS = [100.0, 200.0, 300.0, 400.0, 1000.0]
 WAITS_MS = [50.0, 0.0, 30.0, 20.0, 0.0]
+# Steady steps of 10 ms with one 100 ms spike, after a slow first step: for the spike metrics.
+SPIKY_MS = [500.0, 10.0, 10.0, 11.0, 9.0, 10.0, 100.0, 10.0, 10.0, 10.0, 10.0]
 
 
 def doc_table() -> dict[str, tuple[str, str]]:
@@ -43,7 +45,12 @@ def full_record(**run: Any) -> Record:
     return Record(
         run={"exit": "ok", "exit_code": 0, "duration_s": 10.0, "time_to_first_step_s": 1.0, **run},
         environment={
-            "torch": {"version": "2.13.0+cpu", "cuda": None, "cuda_available": False},
+            "torch": {
+                "version": "2.13.0+cpu",
+                "cuda": None,
+                "cuda_available": False,
+                "threads": 4,
+            },
             "dataloaders": [
                 {"num_workers": 2, "pin_memory": True, "first_batch_ms": 12.5},
                 {"num_workers": 0, "pin_memory": False, "first_batch_ms": 1.0},
@@ -56,6 +63,36 @@ def full_record(**run: Any) -> Record:
         steps=steps,
         samples={"host": host},
     )
+
+
+def spiky_record() -> Record:
+    """Steady 10 ms steps with one 100 ms spike, after a slow first step."""
+    steps = [
+        {"index": i, "start_s": 1.0 + i / 10, "duration_ms": d, "data_wait_ms": 0.0}
+        for i, d in enumerate(SPIKY_MS)
+    ]
+    return Record(
+        run={"exit": "ok", "duration_s": 5.0},
+        environment={},
+        collectors={},
+        steps=steps,
+        samples={},
+    )
+
+
+def test_spike_metrics_leave_the_first_step_out() -> None:
+    metrics = compute_metrics(spiky_record())
+
+    later = SPIKY_MS[1:]
+    assert metrics["steps.spikes_count"] == 1
+    assert metrics["steps.spike_time_frac"] == pytest.approx(100.0 / sum(later))
+    assert metrics["steps.spike_excess_ms_per_step"] == pytest.approx((100.0 - 10.0) / len(later))
+
+
+def test_steady_steps_have_no_spikes() -> None:
+    metrics = compute_metrics(full_record())  # too few steps to judge
+    assert "steps.spikes_count" not in metrics
+    assert metrics["host.torch_threads"] == 4
 
 
 def area_records() -> list[Record]:
@@ -94,7 +131,7 @@ def area_records() -> list[Record]:
     ops = test_ops_analysis._record(
         test_ops_analysis.summarize_trace(test_ops_analysis.gpu_step_trace())
     )
-    return [host, gpu, test_pyspy_analysis.record_with(table), ops]
+    return [host, gpu, test_pyspy_analysis.record_with(table), ops, spiky_record()]
 
 
 def test_the_doc_lists_exactly_the_metrics_the_code_emits() -> None:
