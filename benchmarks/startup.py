@@ -1,8 +1,9 @@
 """What `perfscope run` costs a script: startup time before its first line, and time per step.
 
 Runs, side by side and alternating (A, B, A, B, ...), the same child script under plain `python`
-(A) and under `perfscope run -q --no-report` (B), with OMP_NUM_THREADS=1 in the children's
-environment, and prints medians and ratios. It never asserts: timings depend on the machine.
+(A) and under `perfscope run -q --no-report --no-pyspy --no-trace` (B), with OMP_NUM_THREADS=1
+in the children's environment, and prints medians and ratios. It never asserts: timings depend
+on the machine.
 
     .venv/bin/python benchmarks/startup.py [--rounds 7] [--steps 2000] [--batch-size 16]
 
@@ -128,7 +129,9 @@ def plain(script: Path, args: list[str]) -> list[str]:
 
 
 def under_perfscope(run_dir: Path, script: Path, args: list[str]) -> list[str]:
-    return [str(PERFSCOPE), "run", "-q", "--no-report", "-o", str(run_dir), str(script), *args]
+    # py-spy and the op-trace window are left out: they are benchmarks/overhead.py's business.
+    flags = ["-q", "--no-report", "--no-pyspy", "--no-trace"]
+    return [str(PERFSCOPE), "run", *flags, "-o", str(run_dir), str(script), *args]
 
 
 def count_events(run_dir: Path, kind: str) -> int:
