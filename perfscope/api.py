@@ -151,6 +151,7 @@ class _OwnSession:
         from perfscope.collectors.registry import supervisor_collectors
         from perfscope.paths import default_run_dir
         from perfscope.pipeline import RunFacts
+        from perfscope.runtime.bootstrap import install_torch_hooks
         from perfscope.runtime.importwatch import after_import
         from perfscope.supervisor.supervisor import prepare_run_dir
 
@@ -168,7 +169,7 @@ class _OwnSession:
         )
         self.session = sessions.ProcessSession(self.run_dir, origin=mode, options=options)
         sessions.activate(self.session)
-        after_import("torch", _install_torch_hooks)
+        after_import("torch", install_torch_hooks)
         # The same collectors `perfscope run` uses, measuring this very process.
         self.collectors = CollectorSet(supervisor_collectors(options))
         self.collectors.start(
@@ -210,9 +211,3 @@ def _trace_session() -> sessions.ProcessSession:
 
     atexit.register(finish_at_exit)
     return owner.session
-
-
-def _install_torch_hooks(torch: Any) -> None:
-    from perfscope.runtime.bootstrap import install_torch_hooks
-
-    install_torch_hooks(torch)

@@ -64,22 +64,16 @@ def assemble(run_dir: Path, facts: RunFacts) -> Record:
     return Record(run, environment, collectors, table.steps, samples)
 
 
-def diagnose(
-    record: Record, config: Config | None = None, rule_dirs: list[Path] | None = None
-) -> Record:
-    """Metrics and findings; `config` (rules/config.py) selects the rules and overrides params.
-
-    Without a config every rule runs with its defaults; `rule_dirs` add rule folders either way.
-    The config file used, if any, is kept as the record's `run.config`.
-    """
+def diagnose(record: Record, config: Config | None = None) -> Record:
+    """Metrics and findings; `config` (rules/config.py) selects the rules, adds rule folders and
+    overrides params. Without one every built-in rule runs with its defaults. The config file
+    used, if any, is kept as the record's `run.config`."""
     from dataclasses import replace
 
     from perfscope.rules.config import Config
     from perfscope.rules.engine import evaluate
 
     config = config or Config()
-    if rule_dirs:
-        config = replace(config, rule_dirs=(*config.rule_dirs, *rule_dirs))
     metrics = compute_metrics(record)
     findings = evaluate(config.selected_rules(), metrics, record.collectors, config.params)
     run = {**record.run, "config": str(config.path) if config.path is not None else None}

@@ -49,7 +49,6 @@ class ProcessSession:
         self.writer = EventWriter(events_path(self.run_dir))
         self.origin = origin
         self.options = options or CollectorOptions()
-        self.steps_marked = 0
         # The live step count, for in-process collectors that act on steps (profiler windows).
         self.step_index = 0
         self.step_listeners: list[StepListener] = []
@@ -74,14 +73,12 @@ class ProcessSession:
 
     def mark(self, src: str, scope: int = 0, aux: int = 0) -> None:
         """The end of a step; `aux` is the optimizer (optimizer) or the caller (explicit)."""
-        self.steps_marked += 1
         if src == "optimizer":
             self.optimizer_seen = True
         self.writer.hot(MARK, SOURCE_CODES[src], scope, aux, time.perf_counter(), 0.0)
         self._tick(_RANK[src])
 
     def span(self, start: float, duration: float) -> None:
-        self.steps_marked += 1
         self.writer.hot(SPAN, 0, 0, 0, start, duration)
         self._tick(1)
 

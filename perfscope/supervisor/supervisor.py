@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from perfscope.collectors.base import CollectorContext, CollectorResult, CollectorSet
+from perfscope.collectors.base import CollectorContext, CollectorSet
 from perfscope.collectors.registry import supervisor_collectors
 from perfscope.environment import collect_environment
 from perfscope.errors import PerfscopeError
@@ -26,7 +26,6 @@ class RunOptions:
     quiet: bool = False
     report: bool = True
     live: bool | None = None  # None: only when stderr is a terminal and not in CI
-    rule_dirs: list[Path] = field(default_factory=list)  # added to the config's rule folders
     config: Config | None = None  # rules/config.py; None: every rule with its defaults
     collectors: CollectorOptions = field(default_factory=CollectorOptions)
 
@@ -102,7 +101,7 @@ def finish(run_dir: Path, facts: RunFacts, options: RunOptions) -> None:
     try:
         record = assemble(run_dir, facts)
         record.save(run_dir)  # the facts first: a rule or template bug must not lose them
-        record = diagnose(record, options.config, options.rule_dirs)
+        record = diagnose(record, options.config)
         record.save(run_dir)
         report = render_html(record, run_dir / "report.html") if options.report else None
     except Exception as exc:  # noqa: BLE001 - report it, keep the script's exit code
@@ -121,6 +120,3 @@ def _start_live(run_dir: Path, options: RunOptions, origin: float):  # noqa: ANN
     live = LiveStatus(run_dir, origin)
     live.start()
     return live
-
-
-__all__ = ["CollectorResult", "RunOptions", "supervise"]

@@ -11,6 +11,7 @@ import torch
 
 from perfscope.collectors.gpu import LIBRARY_NOT_FOUND, explain_init_error
 from tests.conftest import run_perfscope
+from tests.unit.test_gpu_collector import _real_nvml_failure
 
 GROWING_SCRIPT = """
 import time
@@ -28,17 +29,8 @@ print("kept", len(kept))
 """
 
 
-def _nvml_failure() -> BaseException | None:
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as exc:
-        return exc
-    pynvml.nvmlShutdown()
-    return None
-
-
 def test_gpu_collector_is_unavailable_with_the_real_reason(workload: str, tmp_path: Path):
-    failure = _nvml_failure()
+    failure = _real_nvml_failure()
     if failure is None:
         pytest.skip("NVML works on this machine")
     # WHEN a real run happens on a machine where NVML cannot start
