@@ -1,17 +1,21 @@
 """The event stream: what an instrumented process appends to the run directory as it goes.
 
-One file per process, `events/<host>-<pid>.events`, a sequence of records. The events that come
-every step are fixed 24-byte binary records, packed straight into a shared memory map; the rare
-ones are JSON. Formatting a float as text costs ~10 us inside a training loop, a struct ~1 us.
+One file per process, `events/<host>-<pid>.events` (a distributed rank's:
+`events/<host>-rank<R>-<pid>.events`, unique across hosts and restarts), a sequence of records.
+The events that come every step are fixed 24-byte binary records, packed straight into a
+shared memory map; the rare ones are JSON. Formatting a float as text costs ~10 us inside a
+training loop, a struct ~1 us.
 
   b"J" u32 length, JSON object     a rare event, with its kind in `k`:
-      hello   the process started: pid, ppid, argv, origin, t0 (wall clock), ts
+      hello   the process started: pid, ppid, argv, origin, t0 (wall clock), ts, and for a
+              distributed rank `rank` (rank, local_rank, world_size, restart, run_id)
       torch   torch was imported: version, cuda, threads, cuda_available
       loader  a DataLoader's configuration, once per loader: key, num_workers, pin_memory, ...
       begin   a profile() block opened (`scope`); end: it closed
       note    a message for the record's run.notes
       exc     an uncaught exception: type, message, oom, alloc_size
-      bye     the process reached interpreter exit normally
+      bye     the process reached interpreter exit normally: cpu_s, invol_switches (its rusage)
+      ranks   (a torchrun launcher) its ranks' ends: procs[] of local_rank, pid, exitcode, ts
   b"M" src u16 scope, u32 aux, f64 ts, f64 unused   mark: the end of a step; src 1 optimizer
       (aux: the optimizer), 2 backward, 3 explicit (aux: 1 perfscope.step(), 2 prof.step())
   b"W" flags, u16 0, u32 loader, f64 ts, f64 dur    wait: one DataLoader next(); flag 1 the
@@ -49,9 +53,11 @@ VIA_CODES = {name: code for code, name in VIAS.items()}
 WAIT_FIRST, WAIT_END = 1, 2
 
 
-def events_path(run_dir: Path, pid: int | None = None) -> Path:
+def events_path(run_dir: Path, pid: int | None = None, rank: int | None = None) -> Path:
     pid = os.getpid() if pid is None else pid
-    return Path(run_dir) / EVENTS_DIR / f"{socket.gethostname()}-{pid}{SUFFIX}"
+    host = socket.gethostname()
+    name = f"{host}-{pid}" if rank is None else f"{host}-rank{rank}-{pid}"
+    return Path(run_dir) / EVENTS_DIR / f"{name}{SUFFIX}"
 
 
 _writers: list[EventWriter] = []

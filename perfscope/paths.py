@@ -25,6 +25,12 @@ def templates_dir() -> Path:
     return _data_dir("templates", _REPO_DIR / "reports" / "templates")
 
 
+def metrics_doc() -> Path:
+    """docs/metrics.md: the table of every metric name, read by `perfscope check`."""
+    packaged = _PACKAGE_DIR / "_data" / "metrics.md"
+    return packaged if packaged.is_file() else _REPO_DIR / "docs" / "metrics.md"
+
+
 def inject_dir() -> Path:
     """The folder put first on a child's PYTHONPATH so its sitecustomize installs the hooks."""
     return _PACKAGE_DIR / "inject"

@@ -22,6 +22,8 @@ REQUIRED_KEYS = (
     "metrics",
     "findings",
 )
+# Optional on read (older records lack them), always written.
+OPTIONAL_KEYS = ("ranks",)
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,15 @@ class Record:
     metrics: dict[str, float] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    # One compact summary per distributed rank (docs/record.md, "ranks"); [] for one process.
+    ranks: list[dict[str, Any]] = field(default_factory=list)
 
     def with_diagnosis(self, metrics: dict[str, float], findings: list[dict[str, Any]]) -> Record:
         return replace(self, metrics=metrics, findings=findings)
 
     def to_dict(self) -> dict[str, Any]:
         # Shallow on purpose: dataclasses.asdict deep-copies, 2 s for a 35k-step record.
-        return {key: getattr(self, key) for key in REQUIRED_KEYS}
+        return {key: getattr(self, key) for key in (*REQUIRED_KEYS, *OPTIONAL_KEYS)}
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "record") -> Record:
@@ -59,7 +63,10 @@ class Record:
         missing = [key for key in REQUIRED_KEYS if key not in data]
         if missing:
             raise PerfscopeError(f"{source}: record lacks the keys {', '.join(missing)}")
-        return cls(**{key: data[key] for key in REQUIRED_KEYS})
+        ranks = data.get("ranks")
+        if ranks is not None and not isinstance(ranks, list):
+            raise PerfscopeError(f"{source}: record key ranks is not a list")
+        return cls(**{key: data[key] for key in REQUIRED_KEYS}, ranks=ranks or [])
 
     def save(self, run_dir: Path, compress: bool = False) -> Path:
         text = json.dumps(self.to_dict(), indent=None, separators=(",", ":"), allow_nan=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from perfscope.analysis.trend import growth_per_step
 from perfscope.collectors.gpu import SLOWDOWN_REASONS, decode_throttle
 from perfscope.record import Record
 
@@ -20,6 +21,9 @@ def memory_metrics(record: Record) -> dict[str, float]:
     allocator_collector = record.collectors.get("allocator") or {}
     metrics: dict[str, float] = {}
     metrics.update(allocator_metrics(record.samples.get("allocator")))
+    growth = device_growth_mb_per_step(record.samples.get("allocator"), record.steps)
+    if growth is not None:
+        metrics["cuda.mem_growth_mb_per_step"] = growth
     total_mb = device_total_mb(allocator_collector, gpu_collector)
     peak = metrics.get("cuda.mem_reserved_peak_mb")
     if peak is not None and total_mb:
@@ -45,6 +49,16 @@ def allocator_metrics(series: dict[str, list[Any]] | None) -> dict[str, float]:
     if gap is not None:
         metrics["cuda.reserved_unallocated_mb"] = gap
     return metrics
+
+
+def device_growth_mb_per_step(
+    series: dict[str, list[Any]] | None, steps: list[dict[str, Any]]
+) -> float | None:
+    """Growth per step of the tensors torch keeps on the device (allocated, not reserved: the
+    cache grows to a plateau by design), over the steps' span."""
+    if not series or not _present(series.get("allocated_mb")):
+        return None
+    return growth_per_step(series["ts"], series["allocated_mb"], steps)
 
 
 def _gap_at_peak_reserved(

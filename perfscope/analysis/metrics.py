@@ -6,10 +6,16 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from perfscope.analysis.autograd import autograd_metrics
+from perfscope.analysis.failure import failure_metrics
+from perfscope.analysis.gpu import trace_gpu_metrics
 from perfscope.analysis.host import host_detail_metrics
 from perfscope.analysis.memory import memory_metrics
 from perfscope.analysis.ops import ops_metrics
+from perfscope.analysis.optimizers import optimizer_metrics
 from perfscope.analysis.pyspy import pyspy_metrics
+from perfscope.analysis.ranks import rank_metrics
+from perfscope.analysis.trend import growth_per_step
 from perfscope.record import Record
 
 
@@ -26,6 +32,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 def compute_metrics(record: Record) -> dict[str, float]:
     metrics: dict[str, float] = {}
     metrics.update(run_metrics(record.run))
+    metrics.update(failure_metrics(record.run))
     steady = steady_steps(record.steps)
     metrics.update(step_metrics(steady))
     metrics["steps.count"] = float(len(record.steps))
@@ -37,8 +44,12 @@ def compute_metrics(record: Record) -> dict[str, float]:
     metrics.update(memory_metrics(record))
     metrics.update(pyspy_metrics(record))
     metrics.update(ops_metrics(record))
+    metrics.update(trace_gpu_metrics(record))
+    metrics.update(autograd_metrics(record))
+    metrics.update(optimizer_metrics(record))
     metrics.update(spike_metrics(steady))
     metrics.update(thread_metrics(record.environment))
+    metrics.update(rank_metrics(record.ranks))
     return {name: _clean(value) for name, value in metrics.items() if value is not None}
 
 
@@ -77,6 +88,9 @@ def step_metrics(steps: list[dict[str, Any]]) -> dict[str, float]:
 
 def data_metrics(steps: list[dict[str, Any]], environment: dict[str, Any]) -> dict[str, float]:
     metrics: dict[str, float] = {}
+    # A step holding an iterator's first fetch (worker start-up) is DATA002's concern, not the
+    # steady pipeline's: it is left out unless nothing else remains.
+    steps = [s for s in steps if not s.get("first_batch")] or steps
     if steps:
         waits = [s["data_wait_ms"] for s in steps]
         total = sum(s["duration_ms"] for s in steps)
@@ -114,20 +128,7 @@ def rss_growth_mb_per_step(
     ts: list[float], rss: list[float], steps: list[dict[str, Any]]
 ) -> float | None:
     """The least-squares slope of RSS over the steps' time span (start-up excluded), per step."""
-    if len(steps) < 2:
-        return None
-    start = steps[0]["start_s"]
-    end = steps[-1]["start_s"] + steps[-1]["duration_ms"] / 1e3
-    points = [(t, r) for t, r in zip(ts, rss, strict=True) if start <= t <= end]
-    if len(points) < 3:
-        return None
-    mean_t = sum(t for t, _ in points) / len(points)
-    mean_r = sum(r for _, r in points) / len(points)
-    var = sum((t - mean_t) ** 2 for t, _ in points)
-    if var == 0:
-        return None
-    slope_mb_per_s = sum((t - mean_t) * (r - mean_r) for t, r in points) / var
-    return slope_mb_per_s * (end - start) / len(steps)
+    return growth_per_step(ts, rss, steps)
 
 
 def overhead_metrics(
@@ -142,7 +143,14 @@ def env_metrics(environment: dict[str, Any]) -> dict[str, float]:
     torch_info = environment.get("torch") or {}
     if "cuda_available" not in torch_info:
         return {}
-    return {"env.cuda_available": float(bool(torch_info["cuda_available"]))}
+    metrics = {"env.cuda_available": float(bool(torch_info["cuda_available"]))}
+    if "cudnn_benchmark" in torch_info:
+        metrics["env.cudnn_benchmark"] = float(bool(torch_info["cudnn_benchmark"]))
+    if "float32_matmul_precision" in torch_info:
+        tf32 = torch_info["float32_matmul_precision"] != "highest"
+        metrics["env.tf32_matmul"] = float(tf32)
+        metrics["env.tf32_conv"] = float(bool(torch_info.get("cudnn_allow_tf32")))
+    return metrics
 
 
 def spike_metrics(steps: list[dict[str, Any]]) -> dict[str, float]:
@@ -163,6 +171,7 @@ def spike_metrics(steps: list[dict[str, Any]]) -> dict[str, float]:
         "steps.spikes_count": float(len(spikes)),
         "steps.spike_time_frac": sum(spikes) / total if total > 0 else 0.0,
         "steps.spike_excess_ms_per_step": sum(t - p50 for t in spikes) / len(times),
+        "steps.spike_excess_ms_mean": sum(t - p50 for t in spikes) / len(spikes) if spikes else 0.0,
     }
 
 

@@ -14,7 +14,7 @@ import bisect
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,26 @@ SYNC_CALLS = frozenset(
     }
 )
 STEP_ANNOTATION = re.compile(r"^ProfilerStep#(\d+)$")
+# torch.optim names its work `Optimizer.step#Adam.step` and `Optimizer.zero_grad#Adam.zero_grad`.
+OPTIMIZER_STEP = re.compile(r"^Optimizer\.step#(\w+)\.step$")
+OPTIMIZER_ZERO_GRAD = re.compile(r"^Optimizer\.zero_grad#\w+\.zero_grad$")
+# Optimizers with a fused implementation in torch.optim (torch 2.13: on CPU and CUDA).
+FUSABLE_OPTIMIZERS = frozenset({"Adam", "AdamW", "SGD", "Adagrad"})
+MULTI_TENSOR_PREFIXES = ("aten::_foreach_", "aten::_fused_")
+MEMSET_OPS = frozenset({"aten::zero_", "aten::fill_", "aten::_foreach_zero_"})
+# Tensor factories that take no tensor input: called from the loop with the same arguments every
+# step, they rebuild a constant (random factories make new data, `*_like` and `empty` are buffers).
+FACTORY_OPS = frozenset(
+    {
+        "aten::ones",
+        "aten::zeros",
+        "aten::full",
+        "aten::arange",
+        "aten::linspace",
+        "aten::logspace",
+        "aten::eye",
+    }
+)  # Not torch.tensor(data) (aten::lift_fresh): the trace has its shape, not its values.
 _NOT_A_DTYPE = frozenset({"", "Scalar", "ScalarList", "TensorList", "GenericList"})
 
 
@@ -124,6 +144,10 @@ def summarize_trace(
     copies = _copies(device, host)
     casts = _casts(ops)
     _fill_steps(steps, ops, syncs, copies, casts)
+    per_step = _per_step_series(steps, step_offset)
+    per_step.update(_redundant_work_series(steps, host, copies, casts))
+    conv_counts, conv_shapes_fixed = _convolutions(ops, _step_locator(steps), len(steps))
+    per_step["convolutions"] = conv_counts
     return {
         "steps": len(steps),
         "step_markers": markers,
@@ -131,11 +155,34 @@ def summarize_trace(
         "events": len(events),
         "ops": op_table(host, top=top, with_device=has_device),
         "distinct_ops": len({n.name for n in ops}),
-        "per_step": _per_step_series(steps, step_offset),
+        "per_step": per_step,
+        "optimizers": dict(Counter(_optimizer_name(n) for n in host if _optimizer_name(n))),
         "syncs": dict(Counter(label for label, _ in syncs).most_common()),
         "copies": _copy_totals(copies),
         "casts": dict(Counter(label for label, _ in casts).most_common()),
+        "conv_shapes_fixed": conv_shapes_fixed,
     }
+
+
+def _convolutions(
+    ops: list[Node], locate: Callable[[float], int | None], n_steps: int
+) -> tuple[list[int], bool | None]:
+    """Convolutions the model ran per step (`aten::convolution`, which conv1d/2d/3d call; not
+    nested in another), and whether every
+    step ran the same input shapes (what makes cudnn.benchmark's one-off tuning pay); None with
+    fewer than two steps that convolve."""
+    counts = [0] * n_steps
+    shapes: list[list[str]] = [[] for _ in range(n_steps)]
+    for node in ops:
+        if node.name != "aten::convolution" or any(p.name == node.name for p in ancestors(node)):
+            continue
+        step = locate(node.ts)
+        if step is not None:
+            counts[step] += 1
+            shapes[step].append(str(node.args.get("Input Dims")))
+    signatures = {tuple(sorted(s)) for s in shapes if s}
+    fixed = len(signatures) == 1 if sum(1 for s in shapes if s) >= 2 else None
+    return counts, fixed
 
 
 def _build_host_tree(events: Iterable[dict[str, Any]]) -> list[Node]:
@@ -158,7 +205,13 @@ def _build_host_tree(events: Iterable[dict[str, Any]]) -> list[Node]:
         thread.sort(key=lambda n: (n.ts, -n.dur))
         stack: list[Node] = []
         for node in thread:
-            while stack and stack[-1].end <= node.ts:
+            # An annotation may straddle another's end: perfscope's step clock closes
+            # ProfilerStep#N and opens #N+1 in an optimizer step hook, inside torch.optim's
+            # `Optimizer.step#` annotation. The next step is not part of that call.
+            while stack and (
+                stack[-1].end <= node.ts
+                or (node.cat == "user_annotation" and node.end > stack[-1].end)
+            ):
                 stack.pop()
             if stack:
                 node.parent = stack[-1]
@@ -286,6 +339,10 @@ def _sync_points(host: list[Node], device: bool) -> list[tuple[str, Node]]:
     for node in host:
         if node.name not in names or any(p.name in names for p in ancestors(node)):
             continue
+        if not device and _inside_optimizer(node) is not None:
+            # torch.optim reads its step counters, CPU tensors unless capturable, with .item()
+            # (`_fused_adam_` on the CPU too): no sync on a GPU either.
+            continue
         outer = [p for p in ancestors(node) if p.cat == "cpu_op"]
         points.append((outer[-1].name if outer else node.name, node))
     return points
@@ -297,11 +354,12 @@ class Copy:
     host_memory: str | None  # pinned, pageable, None when the trace does not say
     bytes: float
     ts: float  # when the host asked for it (its runtime call), else when it ran
+    host_us: float = 0.0  # how long that runtime call held the host
 
 
 def _copies(device: list[dict[str, Any]], host: list[Node]) -> list[Copy]:
     launch = {
-        n.args.get("correlation"): n.ts
+        n.args.get("correlation"): n
         for n in host
         if n.cat in RUNTIME_CATEGORIES and n.args.get("correlation") is not None
     }
@@ -316,12 +374,14 @@ def _copies(device: list[dict[str, Any]], host: list[Node]) -> list[Copy]:
         args = e.get("args") or {}
         memory = "pinned" if "Pinned" in name else "pageable" if "Pageable" in name else None
         size = args.get("bytes")
+        launcher = launch.get(args.get("correlation"))
         copies.append(
             Copy(
                 direction,
                 memory,
                 float(size) if isinstance(size, (int, float)) else 0.0,
-                launch.get(args.get("correlation"), float(e["ts"])),
+                launcher.ts if launcher is not None else float(e["ts"]),
+                launcher.dur if launcher is not None else 0.0,
             )
         )
     return copies
@@ -405,6 +465,182 @@ def _per_step_series(steps: list[_StepStats], offset: int) -> dict[str, list[Any
     }
 
 
+def _redundant_work_series(
+    steps: list[_StepStats],
+    host: list[Node],
+    copies: list[Copy],
+    casts: list[tuple[str, Node]],
+) -> dict[str, list[Any]]:
+    """Per-step counts and host time of work a loop repeats for nothing (rules/redundant_ops)."""
+    index = _step_locator(steps)
+    pageable = [c for c in copies if c.direction == "h2d" and c.host_memory == "pageable"]
+    repeated = _repeated_casts(casts, index)
+    optimizer = _optimizer_work(host, _clipper(steps, index))
+    constants = _constant_builds(host, index, len(steps))
+    series = {
+        "h2d_pageable_count": _tally(index, len(steps), [(c.ts, 1) for c in pageable]),
+        "h2d_pageable_host_us": _tally(index, len(steps), [(c.ts, c.host_us) for c in pageable]),
+        "repeated_casts": _tally(index, len(steps), [(n.ts, 1) for n in repeated]),
+        "repeated_cast_us": _tally(index, len(steps), [(n.ts, n.dur) for n in repeated]),
+        "constant_builds": _tally(index, len(steps), [(n.ts, 1) for n in constants]),
+        "constant_build_us": _tally(index, len(steps), [(n.ts, n.dur) for n in constants]),
+    }
+    for key, items in optimizer.items():
+        series[key] = _tally(index, len(steps), items)
+    return {key: [round(v, 3) for v in values] for key, values in series.items()}
+
+
+def _step_locator(steps: list[_StepStats]) -> Callable[[float], int | None]:
+    starts = [s.start for s in steps]
+
+    def locate(ts: float) -> int | None:
+        i = bisect.bisect_right(starts, ts) - 1
+        return i if i >= 0 and ts < steps[i].end else None
+
+    return locate
+
+
+def _tally(
+    locate: Callable[[float], int | None], n: int, items: Iterable[tuple[float, float]]
+) -> list[float]:
+    """The sum of the values whose time falls in each step."""
+    totals = [0.0] * n
+    for ts, value in items:
+        i = locate(ts)
+        if i is not None:
+            totals[i] += value
+    return totals
+
+
+def outermost_op(node: Node) -> Node:
+    """The op the Python code called: the outermost `cpu_op` around this one (or itself)."""
+    outer = [p for p in ancestors(node) if p.cat == "cpu_op"]
+    return outer[-1] if outer else node
+
+
+def _repeated_casts(
+    casts: list[tuple[str, Node]], locate: Callable[[float], int | None]
+) -> list[Node]:
+    """Casts the loop asked for (`x.to(dtype)`, `.float()`, `.copy_()`, not autocast's, which run
+    inside the op they feed) that repeat one already made in the same step: the same dtypes and
+    shape. Each is named by its outermost op, whose time is what skipping it saves."""
+    seen: set[tuple[int, str, str]] = set()
+    repeats = []
+    for label, node in sorted(casts, key=lambda c: c[1].ts):
+        top = outermost_op(node)
+        step = locate(node.ts)
+        if step is None or top.name not in ("aten::to", "aten::_to_copy", "aten::copy_"):
+            continue
+        key = (step, label, str(node.args.get("Input Dims")))
+        if key in seen:
+            repeats.append(top)
+        seen.add(key)
+    return repeats
+
+
+def _optimizer_name(node: Node) -> str | None:
+    found = OPTIMIZER_STEP.match(node.name) if node.cat == "user_annotation" else None
+    return found.group(1) if found else None
+
+
+def _clipper(
+    steps: list[_StepStats], locate: Callable[[float], int | None]
+) -> Callable[[Node], float]:
+    """A node's duration cut at the end of its step: torch.optim runs step hooks (perfscope's
+    step clock, and the profiler's step change with it) inside its `Optimizer.step#` annotation."""
+
+    def clipped(node: Node) -> float:
+        i = locate(node.ts)
+        return node.dur if i is None else max(min(node.end, steps[i].end) - node.ts, 0.0)
+
+    return clipped
+
+
+def _optimizer_work(
+    host: list[Node], clipped: Callable[[Node], float]
+) -> dict[str, list[tuple[float, float]]]:
+    """What torch.optim does per step, from its `Optimizer.step#`/`zero_grad#` annotations:
+    its time, the ops it dispatches one parameter at a time (a for-loop implementation) or for
+    many at once (`_foreach_*`, `_fused_*`), and the gradients zero_grad fills with zeros
+    (set_to_none=False) instead of dropping."""
+    work: dict[str, list[tuple[float, float]]] = {
+        "optimizer_us": [],
+        "optimizer_loop_ops": [],
+        "optimizer_multi_tensor_ops": [],
+        "zero_grad_us": [],
+        "zero_grad_memsets": [],
+    }
+    for node in host:
+        if node.cat == "user_annotation" and not _inside_optimizer(node):
+            if _optimizer_name(node):
+                work["optimizer_us"].append((node.ts, clipped(node)))
+            elif OPTIMIZER_ZERO_GRAD.match(node.name):
+                work["zero_grad_us"].append((node.ts, clipped(node)))
+        if node.cat != "cpu_op" or any(p.cat == "cpu_op" for p in ancestors(node)):
+            continue
+        owner = _inside_optimizer(node)
+        if owner is None:
+            continue
+        if OPTIMIZER_ZERO_GRAD.match(owner.name):
+            if node.name in MEMSET_OPS:
+                work["zero_grad_memsets"].append((node.ts, _tensor_count(node)))
+        elif node.name.startswith(MULTI_TENSOR_PREFIXES):
+            work["optimizer_multi_tensor_ops"].append((node.ts, 1))
+        elif not _scalars_only(node.args):
+            work["optimizer_loop_ops"].append((node.ts, 1))
+    return work
+
+
+def _inside_optimizer(node: Node) -> Node | None:
+    for parent in ancestors(node):
+        if parent.cat == "user_annotation" and (
+            OPTIMIZER_STEP.match(parent.name) or OPTIMIZER_ZERO_GRAD.match(parent.name)
+        ):
+            return parent
+    return None
+
+
+def _scalars_only(args: dict[str, Any]) -> bool:
+    # Step counters and hyper-parameters (0-dim tensors): cheap, and fused optimizers have them
+    # too. Without recorded shapes an op cannot be told apart and counts as per-parameter work.
+    dims = args.get("Input Dims")
+    return isinstance(dims, list) and all(d == [] for d in dims)
+
+
+def _tensor_count(node: Node) -> float:
+    """Tensors an op fills: one, or each tensor of a `_foreach_` op's list."""
+    dims = node.args.get("Input Dims")
+    if node.name.startswith("aten::_foreach_") and isinstance(dims, list) and dims:
+        first = dims[0]
+        if isinstance(first, list) and first and all(isinstance(d, list) for d in first):
+            return float(len(first))
+    return 1.0
+
+
+def _constant_builds(
+    host: list[Node], locate: Callable[[float], int | None], n_steps: int
+) -> list[Node]:
+    """Tensor factories the loop calls with the same arguments in every recorded step (a mask,
+    a position table): constants built again each step. Needs two steps or more to tell."""
+    if n_steps < 2:
+        return []
+    by_key: dict[str, list[tuple[int, Node]]] = defaultdict(list)
+    for node in host:
+        if node.cat != "cpu_op" or node.name not in FACTORY_OPS:
+            continue
+        step = locate(node.ts)
+        arguments = node.args.get("Concrete Inputs")  # absent from older traces: cannot tell
+        if step is None or arguments is None or any(p.cat == "cpu_op" for p in ancestors(node)):
+            continue
+        key = f"{node.name} {arguments} {node.args.get('Input Dims')}"
+        by_key[key].append((step, node))
+    builds = []
+    for calls in by_key.values():
+        if len({step for step, _ in calls}) == n_steps:
+            builds.extend(node for _, node in calls)
+    return builds
+
+
 def _copy_totals(copies: list[Copy]) -> dict[str, dict[str, float]]:
     totals: dict[str, dict[str, float]] = {}
     for direction in ("h2d", "d2h", "d2d"):
@@ -417,6 +653,22 @@ def _copy_totals(copies: list[Copy]) -> dict[str, dict[str, float]]:
             "pageable_bytes": int(sum(c.bytes for c in chosen if c.host_memory == "pageable")),
         }
     return totals
+
+
+# (per-step series, metric, divisor): means over the window's whole steps.
+REDUNDANT_WORK_METRICS = (
+    ("h2d_pageable_count", "ops.h2d_pageable_count_per_step", 1.0),
+    ("h2d_pageable_host_us", "ops.h2d_pageable_host_ms_per_step", 1e3),
+    ("repeated_casts", "ops.repeated_casts_per_step", 1.0),
+    ("repeated_cast_us", "ops.repeated_cast_ms_per_step", 1e3),
+    ("constant_builds", "ops.constant_builds_per_step", 1.0),
+    ("constant_build_us", "ops.constant_build_ms_per_step", 1e3),
+    ("optimizer_us", "ops.optimizer_ms_per_step", 1e3),
+    ("optimizer_loop_ops", "ops.optimizer_loop_ops_per_step", 1.0),
+    ("optimizer_multi_tensor_ops", "ops.optimizer_multi_tensor_ops_per_step", 1.0),
+    ("zero_grad_us", "ops.zero_grad_ms_per_step", 1e3),
+    ("zero_grad_memsets", "ops.zero_grad_memsets_per_step", 1.0),
+)
 
 
 def ops_metrics(record: Any) -> dict[str, float]:
@@ -455,4 +707,21 @@ def ops_metrics(record: Any) -> dict[str, float]:
     h2d = (summary.get("copies") or {}).get("h2d") or {}
     if h2d.get("bytes"):
         metrics["ops.h2d_pageable_frac"] = h2d.get("pageable_bytes", 0) / h2d["bytes"]
+    metrics["ops.trace_has_device"] = float(bool(summary.get("device")))
+    metrics["ops.traced_step_ms"] = per_step("dur_us", 1e3)
+    for key, name, scale in REDUNDANT_WORK_METRICS:
+        if key in series:  # records written before these series existed lack them
+            metrics[name] = per_step(key, scale)
+    if "optimizer_us" in series:
+        window_us = sum(series.get("dur_us") or [0])
+        metrics["ops.optimizer_frac"] = (
+            per_step("optimizer_us") * n / window_us if window_us else 0.0
+        )
+    if "convolutions" in series:
+        metrics["ops.conv_per_step"] = per_step("convolutions")
+    if summary.get("conv_shapes_fixed") is not None:
+        metrics["ops.conv_shapes_fixed"] = float(summary["conv_shapes_fixed"])
+    optimizers = summary.get("optimizers") or {}
+    if optimizers:
+        metrics["ops.optimizer_fusable"] = float(all(o in FUSABLE_OPTIMIZERS for o in optimizers))
     return {k: v for k, v in metrics.items() if math.isfinite(v)}

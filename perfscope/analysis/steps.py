@@ -18,6 +18,9 @@ from typing import Any
 METHODS = ("explicit", "trace", "optimizer", "backward", "dataloader")
 
 
+Wait = tuple[float, float, bool]  # start (perf_counter), duration (s), first fetch of an iterator
+
+
 @dataclass(frozen=True)
 class StepTable:
     method: str | None
@@ -27,7 +30,7 @@ class StepTable:
 
 def build_steps(events: list[dict[str, Any]], origin: float) -> StepTable:
     """Steps with `start_s` relative to `origin` (a perf_counter time), durations in ms."""
-    waits = sorted((e["ts"], e["dur"]) for e in events if e["k"] == "wait")
+    waits = sorted((e["ts"], e["dur"], bool(e.get("first"))) for e in events if e["k"] == "wait")
     seen = tuple(m for m in METHODS if m in {method_of(e) for e in events})
     method = seen[0] if seen else None
     if method is None:
@@ -121,7 +124,7 @@ def _anchor(events: list[dict[str, Any]], method: str, first_mark: float) -> flo
 
 
 def _spans_from_marks(
-    marks: list[float], waits: list[tuple[float, float]], anchor: float | None
+    marks: list[float], waits: list[Wait], anchor: float | None
 ) -> list[tuple[float, float]]:
     if not marks:
         return []
@@ -132,10 +135,8 @@ def _spans_from_marks(
     return spans
 
 
-def _first_step_start(
-    first_mark: float, waits: list[tuple[float, float]], anchor: float | None
-) -> float | None:
-    before = [ts for ts, _ in waits if ts < first_mark and (anchor is None or ts >= anchor)]
+def _first_step_start(first_mark: float, waits: list[Wait], anchor: float | None) -> float | None:
+    before = [ts for ts, _, _ in waits if ts < first_mark and (anchor is None or ts >= anchor)]
     if before:
         # The first fetch before the first mark opens it (with gradient accumulation, several do).
         return before[0]
@@ -148,15 +149,16 @@ def _dataloader_spans(events: list[dict[str, Any]]) -> list[tuple[float, float]]
     return [(a, b) for a, b in zip(starts, starts[1:], strict=False) if a not in ends]
 
 
-def _step(
-    index: int, start: float, end: float, waits: list[tuple[float, float]], origin: float
-) -> dict[str, Any]:
-    lo = bisect.bisect_left(waits, (start, -1.0))
-    hi = bisect.bisect_left(waits, (end, -1.0))
-    wait = sum(dur for _, dur in waits[lo:hi])
-    return {
+def _step(index: int, start: float, end: float, waits: list[Wait], origin: float) -> dict[str, Any]:
+    lo = bisect.bisect_left(waits, (start, -1.0, False))
+    hi = bisect.bisect_left(waits, (end, -1.0, False))
+    wait = sum(dur for _, dur, _ in waits[lo:hi])
+    step = {
         "index": index,
         "start_s": round(start - origin, 6),
         "duration_ms": round((end - start) * 1e3, 4),
         "data_wait_ms": round(min(wait, end - start) * 1e3, 4),
     }
+    if any(first for _, _, first in waits[lo:hi]):
+        step["first_batch"] = True  # its wait includes a loader's start-up (workers, first fetch)
+    return step

@@ -7,6 +7,10 @@ import sys
 import click
 
 from perfscope._version import __version__
+from perfscope.cli.analyze import analyze_command
+from perfscope.cli.check import check_command
+from perfscope.cli.compare import compare_command
+from perfscope.cli.merge import merge_command
 from perfscope.cli.report import report_command
 from perfscope.cli.rules import rules_command
 from perfscope.cli.run import run_command
@@ -20,13 +24,18 @@ def cli() -> None:
 
     \b
     Exit codes: perfscope run exits as the script did; other commands exit 0 on
-    success, 1 on failure, 2 on a usage or input error.
+    success, 1 on failure, 2 on a usage or input error; perfscope check --strict
+    exits 3 when a baseline comparison is inconclusive.
     """
 
 
 cli.add_command(run_command)
 cli.add_command(report_command)
 cli.add_command(rules_command)
+cli.add_command(check_command)
+cli.add_command(compare_command)
+cli.add_command(merge_command)
+cli.add_command(analyze_command)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ _VALUE_OPTIONS = {
     "--trace-warmup",
     "--trace-steps",
     "--trace-max-mb",
+    "--nproc-per-node",
 }
 
 
@@ -56,6 +57,12 @@ def _program_follows_dashdash(args: list[str]) -> bool:
 )
 @click.option("-m", "--module", metavar="MODULE", help="Run a module, like python -m.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), help="The run directory.")
+@click.option(
+    "--nproc-per-node",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Run N ranks of the script through torchrun (--standalone) on this machine.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No live status line and no summary.")
 @click.option("--no-report", is_flag=True, help="Write the record but no HTML report.")
 @click.option(
@@ -125,6 +132,7 @@ def run_command(
     ctx: click.Context,
     module: str | None,
     out: Path | None,
+    nproc_per_node: int | None,
     quiet: bool,
     no_report: bool,
     live: bool | None,
@@ -149,13 +157,19 @@ def run_command(
       perfscope run train.py --lr 3e-4
       perfscope run -m mypkg.train --epochs 1
       perfscope run -o runs/a -- torchrun --nproc-per-node 2 train.py
+      perfscope run --nproc-per-node 2 train.py
 
     The script sees what `python SCRIPT ARGS` shows it; perfscope exits as the script did.
     """
     from perfscope.options import CollectorOptions
     from perfscope.paths import default_run_dir
     from perfscope.rules.config import parse_selectors, resolve_config
-    from perfscope.supervisor.launch import command_target, module_target, script_target
+    from perfscope.supervisor.launch import (
+        command_target,
+        module_target,
+        script_target,
+        torchrun_target,
+    )
     from perfscope.supervisor.signals import exit_like
     from perfscope.supervisor.supervisor import RunOptions, supervise
 
@@ -167,6 +181,8 @@ def run_command(
         target = script_target(program[0], list(program[1:]))
     else:
         raise PerfscopeError("nothing to run; usage: perfscope run [OPTIONS] SCRIPT [ARGS]...")
+    if nproc_per_node is not None:
+        target = torchrun_target(target, nproc_per_node)
     config = resolve_config(  # before the script starts: a bad config must not cost a run
         config_file,
         select=parse_selectors(select),

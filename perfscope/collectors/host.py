@@ -1,9 +1,11 @@
 """Host CPU, memory, I/O and context switches of the run's process tree, sampled with psutil.
 
 The tree is the main process (the context's pid), its workers (the Python processes below it:
-DataLoader workers; multiprocessing's helper processes excepted) and its other descendants. CPU
-shares are relative to the cores the run may use: its CPU affinity, capped by its cgroup's CPU
-quota. Points go into a `BoundedSeries`, so memory stays flat however long the run is.
+DataLoader workers; multiprocessing's helper processes excepted) and its other descendants. Under
+torchrun the ranks (RANK in their environment, not in their parent's) count as main processes
+with torchrun's own, and their DataLoader workers as workers. CPU shares are relative to the
+cores the run may use: its CPU affinity, capped by its cgroup's CPU quota. Points go into a
+`BoundedSeries`, so memory stays flat however long the run is.
 
 What each read costs decides how often it is made (costs measured on a 2-core VM):
 
@@ -410,4 +412,24 @@ def _kind(handle: Any, root: Any) -> str:
         root_exe = None
     python = "python" in name or "python" in os.path.basename(exe).lower()
     same = bool(exe) and exe == root_exe
+    if (python or same) and _is_rank(handle):
+        return "main"
     return "worker" if python or same or name.startswith("pt_data_worker") else "other"
+
+
+def _is_rank(handle: Any) -> bool:
+    """A distributed rank (torchrun's child): RANK in its environment and not in its parent's.
+    A rank's forked DataLoader worker shows its parent's environment, so the parent decides."""
+    import psutil
+
+    try:
+        if not _has_rank(handle.environ()):
+            return False
+        parent = handle.parent()
+        return parent is None or not _has_rank(parent.environ())
+    except psutil.Error:
+        return False
+
+
+def _has_rank(environ: dict[str, str]) -> bool:
+    return "RANK" in environ and "WORLD_SIZE" in environ

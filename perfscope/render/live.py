@@ -30,7 +30,8 @@ def live_wanted(quiet: bool) -> bool:
 
 
 class EventTail:
-    """Reads the events appended to the run's first event file since the last call."""
+    """Reads the events appended since the last call to the file of the process that runs the
+    steps: rank 0's (its latest restart) in a distributed run, else the run's first file."""
 
     # The writer pre-sizes its file in 1 MiB chunks of zeros: read in pieces and stop at the
     # zeros, instead of reading the whole padded tail twice a second.
@@ -39,13 +40,16 @@ class EventTail:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self._offset = 0
+        self._path: Path | None = None
 
     def read(self) -> list[dict[str, Any]]:
-        files = event_files(self.run_dir)
-        if not files:
+        path = stepping_file(event_files(self.run_dir))
+        if path is None:
             return []
+        if path != self._path:  # torchrun's own file first, then rank 0's once it starts
+            self._path, self._offset = path, 0
         events: list[dict[str, Any]] = []
-        with open(files[0], "rb") as f:
+        with open(path, "rb") as f:
             f.seek(self._offset)
             pending = b""
             while piece := f.read(self.PIECE):
@@ -57,6 +61,13 @@ class EventTail:
                 if pending[:1] == b"\0":
                     break  # the zeros after the last record
         return events
+
+
+def stepping_file(files: list[Path]) -> Path | None:
+    rank0 = [f for f in files if "-rank0-" in f.name]
+    if rank0:
+        return max(rank0, key=lambda f: f.stat().st_mtime_ns)
+    return files[0] if files else None
 
 
 class LiveStatus:

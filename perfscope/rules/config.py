@@ -6,6 +6,8 @@
     rules = ["perf_rules"]             # folders of the user's rule files, relative to the file
     [params.DATA001]                   # [tool.perfscope.params.DATA001] in pyproject.toml
     wait_frac = 0.2
+    [check]                            # perfscope check's budgets: read by perfscope.check
+    "steps.time_ms_p50" = { max = 120 }
 
 Selection is ruff's: the most specific (longest) matching prefix decides; at equal length `ignore`
 wins over `select`. A malformed file is refused in one line naming the file, the key and what is
@@ -29,7 +31,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 CONFIG_FILE = "perfscope.toml"
 PYPROJECT = "pyproject.toml"
-_KEYS = ("select", "ignore", "extend-select", "params", "rules")
+_KEYS = ("select", "ignore", "extend-select", "params", "rules", "check")
 _SELECTOR = re.compile(r"^(ALL|[A-Z]+[0-9]{0,3})$")
 
 
@@ -115,6 +117,20 @@ def resolve_config(
         # so only then are the rules read before the script starts (~70 ms of its start-up).
         _check_params(config, config.all_rules(), where, prefix)
     return config
+
+
+def config_table(
+    explicit: Path | None = None, start: Path | None = None
+) -> tuple[Path | None, dict[str, Any], str]:
+    """The config file (named, or found from `start` upward as for a run), its perfscope table,
+    and the key prefix errors quote (`tool.perfscope.` in a pyproject.toml, else "")."""
+    if explicit is not None and not explicit.is_file():
+        raise PerfscopeError(f"{explicit}: no such config file")
+    path = explicit if explicit is not None else find_config((start or Path.cwd()).resolve())
+    if path is None:
+        return None, {}, ""
+    table, prefix = _table(path)
+    return path, table, prefix
 
 
 def parse_selectors(text: str | None) -> list[str] | None:

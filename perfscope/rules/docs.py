@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from perfscope.paths import rules_dir
 from perfscope.rules.model import Rule
 
 GENERATED = "<!-- Generated from rules/*.toml by `python -m perfscope.rules.docs docs/rules`. -->"
@@ -45,6 +46,8 @@ def rule_page(rule: Rule, overrides: dict[str, Any] | None = None) -> str:
     for key, heading in SECTIONS:
         lines += [f"## {heading}", "", rule.doc.get(key, "").strip() or "(not documented)", ""]
     lines += ["## Condition", "", "```jinja", rule.when.strip(), "```", ""]
+    for level, condition in rule.severity_if.items():
+        lines += [f"Severity becomes **{level}** when: `{' '.join(condition.split())}`", ""]
     if rule.saving:
         lines += [f"Estimated saving per step (ms): `{rule.saving.strip()}`", ""]
     if rule.requires:
@@ -70,7 +73,8 @@ def index_page(rules: list[Rule]) -> str:
         lines.append(
             f"| [{rule.id}]({rule.id}.md) | {rule.name} | {rule.cls} | {rule.severity} | {title} |"
         )
-    return "\n".join(lines) + "\n"
+    writing = (rules_dir() / "WRITING.md").read_text(encoding="utf-8")
+    return "\n".join(lines) + "\n\n" + writing
 
 
 def generate(folder: Path, rules: list[Rule] | None = None) -> list[Path]:

@@ -45,7 +45,16 @@ def sandbox() -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
     env.filters["pct"] = lambda x, digits=0: f"{x * 100:.{digits}f}%"
     env.filters["ms"] = lambda x: f"{x:.1f} ms"
+    env.filters["mib"] = _mib
     return env
+
+
+def _mib(value: float) -> str:
+    """MiB as people write sizes: 512.0 MiB, 1.22 GiB, 1.00 TiB."""
+    for unit, scale in (("TiB", 2**20), ("GiB", 2**10)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {unit}"
+    return f"{value:.1f} MiB"
 
 
 def evaluate(
@@ -53,11 +62,16 @@ def evaluate(
     metrics: dict[str, float],
     collectors: dict[str, dict[str, Any]],
     params: dict[str, dict[str, Any]] | None = None,
+    facts: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Findings of the rules whose condition holds, deduplicated, worst and costliest first."""
+    """Findings of the rules whose condition holds, deduplicated, worst and costliest first.
+
+    `facts` (analysis/facts.py) are text values that rule texts and conditions read under their
+    dotted names beside the metrics (`py.top_user_function`)."""
     findings: dict[str, dict[str, Any]] = {}
     for rule in rules:
-        finding = evaluate_rule(rule, metrics, collectors, (params or {}).get(rule.id, {}))
+        overrides = (params or {}).get(rule.id, {})
+        finding = evaluate_rule(rule, metrics, collectors, overrides, facts or {})
         if finding is not None:
             findings.setdefault(rule.id, finding)
     return sort_findings(list(findings.values()))
@@ -68,16 +82,19 @@ def evaluate_rule(
     metrics: dict[str, float],
     collectors: dict[str, dict[str, Any]],
     overrides: dict[str, Any],
+    facts: dict[str, str] | None = None,
 ) -> dict[str, Any] | None:
     env = sandbox()
+    names = {**(facts or {}), **metrics}
     context = {
-        **_namespace(metrics),
-        "m": metrics,
+        **_namespace(names),
+        "m": names,
         "params": {**rule.params, **overrides},
     }
     try:
         if not env.compile_expression(rule.when, undefined_to_none=False)(**context):
             return None
+        severity = _severity(env, rule, context)
         saving = env.compile_expression(rule.saving)(**context) if rule.saving else None
         saving = round(float(saving), 3) if saving is not None else None
         texts = {
@@ -95,11 +112,20 @@ def evaluate_rule(
         "id": rule.id,
         "name": rule.name,
         "class": rule.cls,
-        "severity": rule.severity,
+        "severity": severity,
         "confidence": "medium" if missing else "high",
         **texts,
         "est_saving_ms_per_step": saving,
     }
+
+
+def _severity(env: ImmutableSandboxedEnvironment, rule: Rule, context: dict[str, Any]) -> str:
+    """The worst severity whose `severity_if` condition holds, else the rule's own."""
+    for level in reversed(SEVERITIES):
+        condition = rule.severity_if.get(level)
+        if condition and env.compile_expression(condition, undefined_to_none=False)(**context):
+            return level
+    return rule.severity
 
 
 def sort_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -113,6 +139,14 @@ def sort_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(findings, key=key)
 
 
-def _namespace(metrics: dict[str, float]) -> dict[str, Any]:
-    space = MetricSpace(metrics)
-    return {top: getattr(space, top) for top in {name.split(".")[0] for name in metrics}}
+# Every metric family exists as a namespace even when a run has none of its metrics, so that
+# `cuda.mem_reserved_peak_mb is defined` is false on a CPU run instead of an error.
+NAMESPACES = (
+    "autograd", "comm", "cpu", "cuda", "data", "dist", "env", "gpu", "host", "inference", "io",
+    "mem", "ops", "optim", "overhead", "py", "run", "steps", "trace",
+)  # fmt: skip
+
+
+def _namespace(metrics: dict[str, Any]) -> dict[str, Any]:
+    tops = set(NAMESPACES) | {name.split(".")[0] for name in metrics}
+    return {top: MetricSpace(metrics, top + ".") for top in tops}

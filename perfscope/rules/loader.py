@@ -18,7 +18,7 @@ except ModuleNotFoundError:  # Python 3.10
 _ID = re.compile(r"^[A-Z]+[0-9]{3}$")
 _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _REQUIRED = ("id", "name", "class", "severity", "when", "title", "evidence", "fix")
-_OPTIONAL = ("snippet", "saving", "requires", "params", "doc")
+_OPTIONAL = ("snippet", "saving", "requires", "params", "doc", "severity_if")
 
 
 def load_rules(extra_dirs: list[Path] | None = None) -> list[Rule]:
@@ -81,6 +81,13 @@ def _parse_rule(path: Path, index: int, entry: Any) -> Rule:
     requires = entry.get("requires", [])
     if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
         raise fail("requires must be a list of collector names")
+    severity_if = entry.get("severity_if", {})
+    if (
+        not isinstance(severity_if, dict)
+        or set(severity_if) - set(SEVERITIES)
+        or not all(isinstance(v, str) and v for v in severity_if.values())
+    ):
+        raise fail(f"severity_if must map severities ({', '.join(SEVERITIES)}) to conditions")
     _check_templates(entry, fail)
     return Rule(
         id=entry["id"],
@@ -95,6 +102,7 @@ def _parse_rule(path: Path, index: int, entry: Any) -> Rule:
         saving=entry.get("saving", ""),
         requires=tuple(requires),
         params=params,
+        severity_if=severity_if,
         doc=doc,
         source=Path(path),
     )
@@ -106,10 +114,12 @@ def _check_templates(entry: dict[str, Any], fail: Any) -> None:
     from perfscope.rules.engine import sandbox
 
     env = sandbox()
-    for key in ("when", "saving"):
-        if entry.get(key):
+    expressions = {key: entry.get(key) for key in ("when", "saving")}
+    expressions.update({f"severity_if.{k}": v for k, v in entry.get("severity_if", {}).items()})
+    for key, text in expressions.items():
+        if text:
             try:
-                env.compile_expression(entry[key])
+                env.compile_expression(text)
             except TemplateSyntaxError as exc:
                 raise fail(f"{key}: not a valid expression ({exc.message})") from None
     for key in ("title", "evidence", "fix", "snippet"):

@@ -25,5 +25,6 @@ class Rule:
     saving: str = ""
     requires: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
+    severity_if: dict[str, str] = field(default_factory=dict)  # severity -> condition raising it
     doc: dict[str, str] = field(default_factory=dict)
     source: Path | None = None

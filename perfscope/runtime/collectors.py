@@ -15,6 +15,7 @@ from perfscope.runtime.session import ProcessSession
 IN_PROCESS_COLLECTORS: list[str] = [
     "perfscope.runtime.profiler_window:install",
     "perfscope.runtime.allocator:install",
+    "perfscope.runtime.loop_settings:install",
 ]
 
 

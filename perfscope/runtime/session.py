@@ -39,14 +39,29 @@ _active: ProcessSession | None = None
 # The step clock follows the best step source seen so far (analysis/steps.py, METHODS).
 _RANK = {"explicit": 0, "trace": 1, "optimizer": 2, "backward": 3, "dataloader": 4}
 StepListener = Callable[[int], None]
+RANKS_DIR = "ranks"
 
 
 class ProcessSession:
     """Streams this process's steps, data waits and its end to the run directory."""
 
-    def __init__(self, run_dir: Path, origin: str, options: CollectorOptions | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        origin: str,
+        options: CollectorOptions | None = None,
+        rank: dict[str, Any] | None = None,
+    ) -> None:
+        """`rank`: a distributed rank's identity (distributed/identity.py), None otherwise."""
+        self.rank = rank
+        path = events_path(Path(run_dir), rank=None if rank is None else rank["rank"])
+        self.writer = EventWriter(path)
+        # Where this process's own files go (op trace, allocator snapshot): the run directory, and
+        # for a rank other than 0 a folder of its own, so that ranks never write the same file.
         self.run_dir = Path(run_dir)
-        self.writer = EventWriter(events_path(self.run_dir))
+        if rank is not None and rank["rank"] != 0:
+            self.run_dir = self.run_dir / RANKS_DIR / path.stem
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.origin = origin
         self.options = options or CollectorOptions()
         # The live step count, for in-process collectors that act on steps (profiler windows).
@@ -57,6 +72,7 @@ class ProcessSession:
         self._clock_rank = len(_RANK)
         # Once the optimizer marks steps, backward() marks would never be used: skip writing them.
         self.optimizer_seen = False
+        self.backward_seen = False  # autograd's backward ran at least once (torch_hooks)
         self.torch_ready = False  # the torch event is written and in-process collectors run
         self._seen_loaders: set[int] = set()
         self.writer.write(
@@ -68,6 +84,7 @@ class ProcessSession:
                 "origin": origin,
                 "t0": time.time(),
                 "ts": time.perf_counter(),
+                **({"rank": rank} if rank is not None else {}),
             }
         )
 
@@ -129,7 +146,19 @@ class ProcessSession:
             except Exception as exc:  # noqa: BLE001 - the script's exit must not be disturbed
                 self.note(f"an in-process collector failed at exit: {type(exc).__name__}: {exc}")
         self.closers = []
-        self.writer.write({"k": "bye", "ts": time.perf_counter()})
+        # The process's CPU time and involuntary context switches: a rank losing its CPU to other
+        # processes (host contention) shows many of them (analysis/ranks.py).
+        import resource  # here, not at start-up
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.writer.write(
+            {
+                "k": "bye",
+                "ts": time.perf_counter(),
+                "cpu_s": round(usage.ru_utime + usage.ru_stime, 4),
+                "invol_switches": usage.ru_nivcsw,
+            }
+        )
         self.writer.close()
 
 
@@ -141,12 +170,28 @@ def describe_exception(exc_type: type[BaseException], exc: BaseException) -> dic
     oom = issubclass(exc_type, MemoryError) or "OutOfMemoryError" in exc_type.__name__
     oom = oom or any(pattern in lowered for pattern in _OOM_PATTERNS)
     info: dict[str, Any] = {"type": name, "message": message, "oom": oom}
+    causes = _causes(exc)
+    if causes:
+        info["causes"] = causes
     for pattern in _SIZE_PATTERNS:
         found = pattern.search(message)
         if found:
             info["alloc_size"] = found.group(1)
             break
     return info
+
+
+def _causes(exc: BaseException, depth: int = 3) -> list[str]:
+    """`Type: message` of the exceptions this one was raised from or while handling (torch's
+    DataLoader re-raises a worker's bus error as "exited unexpectedly", the cause holding why)."""
+    causes: list[str] = []
+    seen = {id(exc)}
+    current = exc.__cause__ or exc.__context__
+    while current is not None and len(causes) < depth and id(current) not in seen:
+        seen.add(id(current))
+        causes.append(f"{type(current).__name__}: {str(current)[:_MAX_TEXT]}")
+        current = current.__cause__ or current.__context__
+    return causes
 
 
 def active() -> ProcessSession | None:

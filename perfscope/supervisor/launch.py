@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -21,10 +22,13 @@ class Target:
     mode: str  # script | module | command
     command: list[str]
     label: str  # names the default run directory
+    program_argv: list[str] | None = None  # set when a launcher (torchrun) runs the program
 
     @property
     def argv(self) -> list[str]:
         """What the program sees as sys.argv (for a script: the script and its arguments)."""
+        if self.program_argv is not None:
+            return self.program_argv
         return self.command[1:] if self.mode in ("script", "module") else self.command
 
 
@@ -46,6 +50,24 @@ def command_target(command: list[str]) -> Target:
     if shutil.which(command[0]) is None:
         raise PerfscopeError(f"command not found: {command[0]}")
     return Target("command", list(command), Path(command[0]).name)
+
+
+def torchrun_target(program: Target, nproc: int) -> Target:
+    """The script or module run by torchrun on this machine, `nproc` ranks (`--standalone`: a
+    free port of its own, so that runs side by side never meet)."""
+    if program.mode == "command":
+        raise PerfscopeError(
+            "--nproc-per-node launches a script or -m MODULE through torchrun; with -- COMMAND, "
+            "give the torchrun command itself: perfscope run -- torchrun --nproc-per-node N ..."
+        )
+    if importlib.util.find_spec("torch") is None:
+        raise PerfscopeError(
+            f"--nproc-per-node runs torchrun, which needs torch in {sys.executable}; install torch "
+            "there, or give your own launcher after --"
+        )
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command = [*launcher, f"--nproc-per-node={nproc}", *program.command[1:]]
+    return Target(program.mode, command, program.label, program_argv=program.argv)
 
 
 def child_environment(run_dir: Path, options: CollectorOptions | None = None) -> dict[str, str]:

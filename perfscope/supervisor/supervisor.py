@@ -84,11 +84,13 @@ def prepare_run_dir(run_dir: Path) -> None:
     """Creates the run directory; a previous run's files in it are replaced, nothing else."""
     from perfscope.events import EVENTS_DIR
     from perfscope.record import RECORD_NAMES
+    from perfscope.runtime.session import RANKS_DIR
 
     if run_dir.exists() and not run_dir.is_dir():
         raise PerfscopeError(f"{run_dir} is a file; -o/--out takes a directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(run_dir / EVENTS_DIR, ignore_errors=True)
+    shutil.rmtree(run_dir / RANKS_DIR, ignore_errors=True)  # the ranks' own files (op traces)
     for name in (*RECORD_NAMES, "report.html"):
         (run_dir / name).unlink(missing_ok=True)
 

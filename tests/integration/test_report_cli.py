@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ from tests.conftest import run_perfscope
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory, workload: str) -> Path:
     base = tmp_path_factory.mktemp("report")
-    run_perfscope(["run", "-q", workload, "--steps", "6"], cwd=base, run_dir=base / "run")
+    # 14 steps: enough for the op-trace window to open and keep its trace
+    run_perfscope(["run", "-q", workload, "--steps", "14"], cwd=base, run_dir=base / "run")
     return base / "run"
 
 
@@ -37,7 +39,7 @@ def test_rerender_from_the_record_alone(finished_run: Path, tmp_path: Path):
     assert first.returncode == 0 and second.returncode == 0
     html = (alone / "report.html").read_text()
     assert html == (tmp_path / "x.html").read_text()
-    assert "steps" in html and "6</b>" in html
+    assert "steps" in html and "14</b>" in html
 
 
 def test_gzipped_record_is_read(finished_run: Path, tmp_path: Path):
@@ -88,3 +90,52 @@ def test_a_record_the_report_cannot_show_is_a_one_line_error(finished_run: Path,
     assert result.returncode == 2 and len(lines) == 1
     assert lines[0].startswith(f"perfscope: error: {tmp_path / 'record.json'}: cannot render")
     assert not (tmp_path / "report.html").exists()
+
+
+def test_open_hands_the_report_to_the_users_browser(finished_run: Path, tmp_path: Path):
+    # GIVEN a "browser" (the BROWSER variable webbrowser reads) that records what it was given
+    seen = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\nprintf "%s" "$1" > "{seen}"\n')
+    browser.chmod(0o755)
+    # WHEN the report is rendered with --open
+    result = run_perfscope(
+        ["report", str(finished_run), "-o", str(tmp_path / "r.html"), "--open"],
+        cwd=tmp_path,
+        env={"BROWSER": str(browser)},
+    )
+    # THEN the browser got the report's file URI
+    assert result.returncode == 0, result.stderr
+    assert seen.read_text() == (tmp_path / "r.html").resolve().as_uri()
+
+
+def test_report_links_to_the_run_files_from_wherever_it_is_written(
+    finished_run: Path, tmp_path: Path
+):
+    # GIVEN a run with a kept op trace, rendered to another folder
+    out = tmp_path / "elsewhere" / "r.html"
+    out.parent.mkdir()
+    assert (
+        run_perfscope(["report", str(finished_run), "-o", str(out)], cwd=tmp_path).returncode == 0
+    )
+    html = out.read_text()
+    # THEN its link to the trace is relative to where the report is and reaches the file
+    record = json.loads((finished_run / "record.json").read_text())
+    trace = record["collectors"]["ops"]["trace"]
+    href = re.search(r'id="trace-link">[^<]*<a href="([^"]+)"', html).group(1)
+    assert (out.parent / href).resolve() == (finished_run / trace).resolve()
+
+
+def test_open_without_a_browser_is_a_one_line_error(finished_run: Path, tmp_path: Path):
+    # GIVEN no display, no terminal browser, and a BROWSER command that fails
+    env = {"BROWSER": "false", "DISPLAY": "", "WAYLAND_DISPLAY": "", "TERM": ""}
+    out = tmp_path / "r.html"
+    result = run_perfscope(
+        ["report", str(finished_run), "-o", str(out), "--open"], tmp_path, env=env
+    )
+    # THEN the report is written, and one line says how to open it
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1
+    assert lines[0].startswith("perfscope: error: no web browser found")
+    assert out.resolve().as_uri() in lines[0]
+    assert out.is_file()

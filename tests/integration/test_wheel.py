@@ -53,6 +53,8 @@ def test_wheel_contains_rules_and_templates(installed: Path):
     names = {str(p.relative_to(installed)) for p in installed.rglob("*") if p.is_file()}
     assert "perfscope/_data/rules/data.toml" in names
     assert "perfscope/_data/templates/report.html" in names
+    assert "perfscope/_data/rules/WRITING.md" in names
+    assert "perfscope/_data/metrics.md" in names
     assert "perfscope/inject/sitecustomize.py" in names
 
 
@@ -75,7 +77,7 @@ def test_installed_copy_runs_from_another_directory(installed: Path, tmp_path: P
         [
             sys.executable,
             "-c",
-            "import perfscope.paths as p; print(p.rules_dir(), p.templates_dir())",
+            "import perfscope.paths as p; print(p.rules_dir(), p.templates_dir(), p.metrics_doc())",
         ],
         cwd=tmp_path,
         env=env,
@@ -86,6 +88,17 @@ def test_installed_copy_runs_from_another_directory(installed: Path, tmp_path: P
     assert probe.stdout.split() == [
         str(installed / "perfscope" / "_data" / "rules"),
         str(installed / "perfscope" / "_data" / "templates"),
+        str(installed / "perfscope" / "_data" / "metrics.md"),
     ]
     assert (tmp_path / "r" / "record.json").is_file() and (tmp_path / "r" / "report.html").is_file()
     assert "4 steps (optimizer)" in result.stderr
+    # AND the CI gate knows the metric names from the packaged docs/metrics.md
+    gate = subprocess.run(
+        [sys.executable, "-m", "perfscope", "check", "r", "--max", "steps.time_ms_p5=1e9"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert gate.returncode == 2 and "did you mean steps.time_ms_p50" in gate.stderr

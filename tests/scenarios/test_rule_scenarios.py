@@ -1,4 +1,5 @@
-"""Each rule fires on a real run that has its problem, and stays quiet on one that has not.
+"""Rules stay quiet on real runs near their thresholds that do not have the problem, and fire on
+variants the scripts in examples/scenarios/ (tests/scenarios/test_examples.py) do not cover.
 
 The triggering and clean runs sit far from each rule's thresholds, so that a noisy 2-core machine
 does not flip them: see the comment of each case for the values seen here.
@@ -9,8 +10,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.conftest import run_perfscope
 
@@ -57,13 +56,7 @@ def test_oversubscription_quiet_with_one_thread(tmp_path: Path) -> None:
     assert_quiet(record, "HOST001")
 
 
-# HOST002: 40 ms of pure Python per step gives a self share of ~0.4 here; a torch-only step ~0.06.
-def test_python_bound_steps_fire(tmp_path: Path) -> None:
-    record = run(tmp_path, ["--no-trace"], ["--python-ms", "40", "--steps", "40"])
-    found = assert_fires(record, "HOST002")
-    assert found["est_saving_ms_per_step"] > 0
-
-
+# HOST002: a torch-only step gives a self share of ~0.06 (examples/scenarios/host002: ~0.4).
 def test_python_bound_steps_quiet_on_torch_steps(tmp_path: Path) -> None:
     record = run(tmp_path, ["--no-trace"], ["--steps", "40", "--width", "1024", "--batch", "256"])
     assert record["collectors"]["pyspy"]["status"] == "ok"
@@ -86,26 +79,13 @@ def test_syncs_quiet_with_one_item_per_step(tmp_path: Path) -> None:
     assert_quiet(record, "OPS001")
 
 
-# ANY001: a 300 ms sleep every 10th step of ~11 ms steps (spike share ~0.67); steady steps ~0.
-def test_step_spikes_fire(tmp_path: Path) -> None:
-    record = run(tmp_path, FAST, ["--spike-every", "10", "--step-ms", "10"])
-    found = assert_fires(record, "ANY001")
-    assert found["est_saving_ms_per_step"] > 0
-
-
+# ANY001: steady ~11 ms steps have no spike (examples/scenarios/any001: spike share ~0.67).
 def test_step_spikes_quiet_on_steady_steps(tmp_path: Path) -> None:
     record = run(tmp_path, FAST, ["--step-ms", "10"])
     assert_quiet(record, "ANY001")
 
 
-# ANY002: 5 s of set-up before the loop gives ~7 s to the first step; without it ~2 s (min_s 5).
-@pytest.mark.slow
-def test_slow_start_fires(tmp_path: Path) -> None:
-    record = run(tmp_path, FAST, ["--startup-s", "5"])
-    found = assert_fires(record, "ANY002")
-    assert found["severity"] == "info"
-
-
+# ANY002: ~2 s to the first step stays under min_s 5 (examples/scenarios/any002: ~7 s).
 def test_slow_start_quiet(tmp_path: Path) -> None:
     record = run(tmp_path, FAST, [])
     assert_quiet(record, "ANY002")
@@ -129,12 +109,6 @@ def test_slow_first_batch_quiet_without_workers(tmp_path: Path) -> None:
 
 # MEM002: losses summed with retained graphs grow ~7.5 MiB/step here; .item() ~0.1 (threshold 2).
 LEAK_ARGS = ["--width", "1024", "--batch", "512", "--steps", "40", "--step-ms", "20"]
-
-
-def test_host_memory_growth_fires(tmp_path: Path) -> None:
-    record = run(tmp_path, [*FAST, "--host-interval", "0.05"], [*LEAK_ARGS, "--retain-graph"])
-    found = assert_fires(record, "MEM002")
-    assert "detach" in found["fix"]
 
 
 def test_host_memory_growth_quiet_without_a_leak(tmp_path: Path) -> None:

@@ -205,3 +205,36 @@ def test_the_torch_calls_used_on_cuda_exist_in_the_installed_torch() -> None:
     documented = inspect.getdoc(torch.cuda.memory_stats) or ""
     for key in ("num_alloc_retries", "num_ooms", "allocated_bytes", "reserved_bytes"):
         assert key in documented
+
+
+def growing_device_record(mb_per_step: float) -> Record:
+    """20 steps of 100 ms; allocated memory sampled at each step's end, growing steadily."""
+    steps = [
+        {"index": i, "start_s": 1.0 + i / 10, "duration_ms": 100.0, "data_wait_ms": 0.0}
+        for i in range(20)
+    ]
+    ts = [round(1.1 + i / 10, 3) for i in range(20)]
+    allocated = [500.0 + mb_per_step * i for i in range(20)]
+    allocator = {"status": "ok", "cuda": True, "devices": [{"index": 0, "total_mb": 8000.0}]}
+    samples = {"allocator": {"ts": ts, "allocated_mb": allocated, "reserved_mb": allocated}}
+    return Record(run={}, environment={}, collectors={"allocator": allocator}, steps=steps,
+                  samples=samples)  # fmt: skip
+
+
+def test_device_memory_growth_per_step_is_the_slope_of_allocated_memory() -> None:
+    growing = memory_metrics(growing_device_record(8.0))
+    flat = memory_metrics(growing_device_record(0.0))
+
+    assert growing["cuda.mem_growth_mb_per_step"] == pytest.approx(8.0)
+    assert flat["cuda.mem_growth_mb_per_step"] == pytest.approx(0.0)
+
+
+def test_no_device_growth_without_steps_or_cuda_samples() -> None:
+    record = growing_device_record(8.0)
+    no_steps = Record(record.run, record.environment, record.collectors, [], record.samples)
+    cpu_only = {"allocator": {"ts": [1.0, 2.0], "host_rss_mb": [100.0, 200.0]}}
+
+    assert "cuda.mem_growth_mb_per_step" not in memory_metrics(no_steps)
+    assert "cuda.mem_growth_mb_per_step" not in memory_metrics(
+        Record(record.run, {}, record.collectors, record.steps, cpu_only)
+    )

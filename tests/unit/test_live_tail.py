@@ -25,3 +25,20 @@ def test_tail_returns_each_event_once_across_pieces_and_padding(tmp_path: Path) 
     assert first[0]["k"] == "hello" and len(first) == 5001
     assert [e["ts"] for e in second] == [1e4 + i for i in range(10)]
     assert third == []
+
+
+def test_tail_moves_to_rank_zeros_file_once_it_appears(tmp_path: Path) -> None:
+    # GIVEN torchrun's own process writing first (it never runs a step)
+    agent = EventWriter(events_path(tmp_path, pid=100))
+    tail = EventTail(tmp_path)
+    agent.write({"k": "hello", "pid": 100})
+    assert [e["k"] for e in tail.read()] == ["hello"]
+    # WHEN ranks 1 and 0 start and mark steps
+    ranks = [EventWriter(events_path(tmp_path, pid=200 + r, rank=r)) for r in (1, 0)]
+    for rank, writer in zip((1, 0), ranks, strict=True):
+        writer.hot(MARK, SOURCE_CODES["optimizer"], 0, rank, 1.0, 0.0)
+    events = tail.read()
+    for writer in (agent, *ranks):
+        writer.close()
+    # THEN the tail follows rank 0's file from its start
+    assert [(e["k"], e["opt"]) for e in events] == [("mark", 0)]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from perfscope.analysis.metrics import compute_metrics, percentile
+from perfscope.analysis.metrics import compute_metrics, data_metrics, percentile
 from perfscope.record import Record
 
 METRICS_DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
@@ -50,6 +50,9 @@ def full_record(**run: Any) -> Record:
                 "cuda": None,
                 "cuda_available": False,
                 "threads": 4,
+                "cudnn_benchmark": False,
+                "cudnn_allow_tf32": True,
+                "float32_matmul_precision": "highest",
             },
             "dataloaders": [
                 {"num_workers": 2, "pin_memory": True, "first_batch_ms": 12.5},
@@ -87,6 +90,7 @@ def test_spike_metrics_leave_the_first_step_out() -> None:
     assert metrics["steps.spikes_count"] == 1
     assert metrics["steps.spike_time_frac"] == pytest.approx(100.0 / sum(later))
     assert metrics["steps.spike_excess_ms_per_step"] == pytest.approx((100.0 - 10.0) / len(later))
+    assert metrics["steps.spike_excess_ms_mean"] == pytest.approx(100.0 - 10.0)
 
 
 def test_steady_steps_have_no_spikes() -> None:
@@ -131,7 +135,24 @@ def area_records() -> list[Record]:
     ops = test_ops_analysis._record(
         test_ops_analysis.summarize_trace(test_ops_analysis.gpu_step_trace())
     )
-    return [host, gpu, test_pyspy_analysis.record_with(table), ops, spiky_record()]
+    from tests.unit.test_failure_and_facts import BUS_ERROR, CUDA_OOM
+
+    oom = full_record(exit="oom", exception={"type": "torch.OutOfMemoryError", "message": CUDA_OOM})
+    bus = full_record(exit="error", exception={"type": "RuntimeError", "message": BUS_ERROR})
+    from tests.unit.test_gpu_analysis import handbuilt_trace_record
+    from tests.unit.test_inference_probe import autograd_record
+    from tests.unit.test_ranks import ranks_record
+
+    return [
+        host, gpu, test_pyspy_analysis.record_with(table), ops, spiky_record(), oom, bus,
+        autograd_record(), ranks_record(), test_allocator.growing_device_record(4.0),
+        test_ops_analysis._record(
+            test_ops_analysis.summarize_trace(
+                test_ops_analysis.load_trace("kineto_v100_1gpu_train_5steps")
+            )
+        ),
+        handbuilt_trace_record(), test_ops_analysis.optimizer_record(),
+    ]  # fmt: skip
 
 
 def test_the_doc_lists_exactly_the_metrics_the_code_emits() -> None:
@@ -242,3 +263,26 @@ def test_run_and_overhead_metrics() -> None:
     assert ok["run.duration_s"] == 10.0
     assert ok["run.time_to_first_step_s"] == 1.0
     assert ok["overhead.frac"] == pytest.approx(0.5 / 10.0)
+
+
+def test_data_wait_leaves_out_the_steps_with_a_loaders_first_fetch() -> None:
+    # GIVEN a 1 s first batch (worker start-up) and then 1 ms waits in 10 ms steps
+    steps = [{"index": 0, "start_s": 0.0, "duration_ms": 1010.0, "data_wait_ms": 1000.0}]
+    steps[0]["first_batch"] = True
+    steps += [
+        {"index": i, "start_s": 1.0 + i / 100, "duration_ms": 10.0, "data_wait_ms": 1.0}
+        for i in range(1, 11)
+    ]
+
+    metrics = data_metrics(steps, {})
+
+    # THEN the steady share is 10%, not the 91% the start-up would make it
+    assert metrics["data.wait_frac"] == pytest.approx(0.1)
+    assert metrics["data.wait_ms_per_step"] == pytest.approx(1.0)
+
+
+def test_data_wait_keeps_a_lone_first_batch_step() -> None:
+    steps = [{"index": 0, "start_s": 0.0, "duration_ms": 20.0, "data_wait_ms": 5.0}]
+    steps[0]["first_batch"] = True
+
+    assert data_metrics(steps, {})["data.wait_frac"] == pytest.approx(0.25)

@@ -69,8 +69,36 @@ def test_the_busy_loop_is_the_hottest_user_function(table: dict[str, Any]):
     assert (top["function"], top["kind"], top["perfscope"]) == ("spin", "user", False)
     assert top["file"].endswith("tests/fixtures/pyspy/workload.py")
     assert top["line"] in body_lines("spin")
-    assert top == table["functions"][0]  # also the hottest of all by self samples
+    assert top["step_self_frac"] >= top["self_frac"]  # the imports' samples left out
+    assert {k: v for k, v in top.items() if k != "step_self_frac"} == table["functions"][0]
     assert top["self_samples"] == 92 and top["self_frac"] == pytest.approx(92 / 199, abs=1e-6)
+    assert top["self_loader_samples"] == 0  # the workload has no DataLoader
+
+
+def test_samples_inside_a_dataloader_fetch_do_not_make_the_top_user_function() -> None:
+    # GIVEN __getitem__ hot under torch's fetcher (num_workers=0), and a smaller step function
+    frames = [
+        {"name": "<module>", "file": "/home/u/train.py", "line": 1},
+        {"name": "__next__", "file": "/venv/site-packages/torch/utils/data/dataloader.py"},
+        {"name": "fetch", "file": "/venv/site-packages/torch/utils/data/_utils/fetch.py"},
+        {"name": "__getitem__", "file": "/home/u/train.py", "line": 20},
+        {"name": "featurize", "file": "/home/u/train.py", "line": 40},
+    ]
+    frames.append({"name": "_find_and_load", "file": "<frozen importlib._bootstrap>", "line": 1})
+    samples = [[0, 1, 2, 3]] * 60 + [[0, 4]] * 25 + [[0]] * 15 + [[0, 5]] * 100
+    doc = {
+        "shared": {"frames": frames},
+        "profiles": [{"type": "sampled", "name": "Process 7 Thread 7", "samples": samples}],
+    }
+
+    table = speedscope_table(doc)
+
+    # THEN the step's own Python hot spot is featurize, with its share of the non-import samples
+    getitem = row(table, "__getitem__")
+    assert (getitem["self_samples"], getitem["self_loader_samples"]) == (60, 60)
+    assert table["top_user"]["function"] == "featurize"
+    assert table["importing_samples"] == 100
+    assert table["top_user"]["step_self_frac"] == pytest.approx(25 / 100)
 
 
 def test_recursion_counts_once_per_sample(doc: dict[str, Any], table: dict[str, Any]):
@@ -178,7 +206,8 @@ def test_metrics_from_the_recorded_profile(table: dict[str, Any]):
     metrics = pyspy_metrics(record_with(table))
     assert metrics["py.samples"] == 199.0
     assert (metrics["py.processes"], metrics["py.threads"]) == (2.0, 3.0)
-    assert metrics["py.top_user_self_frac"] == pytest.approx(92 / 199, abs=1e-6)
+    assert table["importing_samples"] == 2  # two samples caught an import in the recording
+    assert metrics["py.top_user_self_frac"] == pytest.approx(92 / (199 - 2), abs=1e-6)
     assert metrics["py.top_user_total_frac"] == pytest.approx(92 / 199, abs=1e-6)
     assert metrics["py.perfscope_self_frac"] == table["self_frac_by_kind"]["perfscope"]
     for name, value in metrics.items():

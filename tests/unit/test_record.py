@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,14 @@ from perfscope.events import (
     parse_events,
     read_events,
 )
-from perfscope.record import REQUIRED_KEYS, SCHEMA_VERSION, Record, find_record, load_record
+from perfscope.record import (
+    OPTIONAL_KEYS,
+    REQUIRED_KEYS,
+    SCHEMA_VERSION,
+    Record,
+    find_record,
+    load_record,
+)
 
 
 def make_record() -> Record:
@@ -61,8 +69,27 @@ def test_saved_record_is_json_with_exactly_the_contract_keys(tmp_path: Path) -> 
 
     data = json.loads(gzip.decompress(path.read_bytes()))
 
-    assert list(data) == list(REQUIRED_KEYS)
+    assert list(data) == [*REQUIRED_KEYS, *OPTIONAL_KEYS]
     assert data["schema_version"] == SCHEMA_VERSION
+    assert data["ranks"] == []
+
+
+def test_a_record_without_ranks_reads_with_no_ranks_and_ranks_round_trip(tmp_path: Path) -> None:
+    data = make_record().to_dict()
+    del data["ranks"]
+    (tmp_path / "record.json").write_text(json.dumps(data), encoding="utf-8")
+    assert load_record(tmp_path).ranks == []
+
+    summary = {"rank": 1, "host": "h", "exit": "ok", "steps": 3, "step_ms_mean": 10.0}
+    replace(make_record(), ranks=[summary]).save(tmp_path)
+    assert load_record(tmp_path).ranks == [summary]
+
+
+def test_a_ranks_key_that_is_not_a_list_is_refused(tmp_path: Path) -> None:
+    data = {**make_record().to_dict(), "ranks": {"rank": 0}}
+    (tmp_path / "record.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(PerfscopeError, match="ranks is not a list"):
+        load_record(tmp_path)
 
 
 def _saved_text(tmp_path: Path) -> str:

@@ -115,6 +115,16 @@ MALFORMED_RULES: dict[str, tuple[dict[str, Any], str, str]] = {
     "bad-template": ({"evidence": "{{ data.wait_frac "}, "TEST001", "evidence: not a valid"),
     "bad-params": ({"params": {"limit": [1, 2]}}, "TEST001", "params must be a table"),
     "bad-requires": ({"requires": "steps"}, "TEST001", "requires must be a list"),
+    "bad-severity-if": (
+        {"severity_if": {"fatal": "true"}},
+        "TEST001",
+        "severity_if must map severities",
+    ),
+    "bad-severity-if-expression": (
+        {"severity_if": {"error": "data.wait_frac >"}},
+        "TEST001",
+        "severity_if.error: not a valid expression",
+    ),
 }
 
 
@@ -384,3 +394,184 @@ def test_a_user_rule_with_a_non_numeric_saving_does_not_crash_the_diagnosis(
         findings = evaluate(rules, data_metrics(), STEPS_OK)
 
     assert "DATA001" in [f["id"] for f in findings]
+
+
+def test_severity_if_raises_the_severity_when_its_condition_holds(tmp_path: Path) -> None:
+    text = rule_toml(severity_if={"error": "data.wait_frac >= 0.5"})
+    rules = load_rules([write_rules(tmp_path, text).parent])
+    rule = next(r for r in rules if r.id == "TEST001")
+
+    (mild,) = evaluate([rule], data_metrics(0.3), {})
+    (severe,) = evaluate([rule], data_metrics(0.6), {})
+
+    assert (mild["severity"], severe["severity"]) == ("warning", "error")
+
+
+def test_facts_are_read_beside_the_metrics_in_texts_and_conditions(tmp_path: Path) -> None:
+    text = rule_toml(
+        when="py.top_user_function is defined and data.wait_frac > 0",
+        title="{{ py.top_user_function }}() at {{ py.top_user_location }}",
+    )
+    rule = next(r for r in load_rules([write_rules(tmp_path, text).parent]) if r.id == "TEST001")
+    facts = {"py.top_user_function": "featurize", "py.top_user_location": "train.py:42"}
+
+    (finding,) = evaluate([rule], data_metrics(), {}, facts=facts)
+
+    assert finding["title"] == "featurize() at train.py:42"
+    assert evaluate([rule], data_metrics(), {}) == []  # without the fact the rule stays quiet
+
+
+def test_a_metric_family_absent_from_the_run_is_undefined_not_an_error(
+    builtin: dict[str, Rule],
+) -> None:
+    # A CPU run has no cuda.* or gpu.* metric at all: MEM003 must simply not fire.
+    metrics = {"run.oom": 0.0, "steps.count": 50.0, "data.wait_frac": 0.0}
+
+    assert evaluate([builtin["MEM003"]], metrics, {}) == []
+
+
+def test_mem001_quotes_the_cuda_oom_message_and_adds_expandable_segments(
+    builtin: dict[str, Rule],
+) -> None:
+    metrics = {
+        "run.oom": 1.0,
+        "steps.count": 12.0,
+        "env.cuda_available": 1.0,
+        "mem.oom_request_mb": 1249.28,
+        "mem.oom_device_total_mb": 16148.48,
+        "mem.oom_device_free_mb": 959.44,
+        "mem.oom_reserved_unallocated_mb": 2048.0,
+    }
+    facts = {"run.exception_type": "torch.OutOfMemoryError"}
+
+    (finding,) = evaluate([builtin["MEM001"]], metrics, {}, facts=facts)
+
+    assert finding["title"] == "The run died out of memory allocating 1.22 GiB"
+    assert "torch.OutOfMemoryError after 12 complete steps" in finding["evidence"]
+    assert "15.77 GiB with 959.4 MiB free" in finding["evidence"]
+    assert "fragmentation cost this run" in finding["evidence"]
+    assert (
+        "expandable_segments:True" in finding["fix"] and "expandable_segments" in finding["snippet"]
+    )
+    assert "bf16" in finding["fix"]
+
+
+def test_mem001_on_a_cpu_run_gives_no_cuda_advice(builtin: dict[str, Rule]) -> None:
+    metrics = {"run.oom": 1.0, "steps.count": 0.0, "mem.oom_request_mb": 1048576.0}
+
+    (finding,) = evaluate([builtin["MEM001"]], metrics, {})
+
+    assert "1.00 TiB" in finding["title"]
+    for text in (finding["fix"], finding["snippet"]):
+        assert "expandable_segments" not in text and "cuda" not in text.lower()
+        assert "bf16" not in text
+
+
+def test_mem003_fires_near_capacity_and_turns_error_on_allocator_retries(
+    builtin: dict[str, Rule],
+) -> None:
+    base = {
+        "run.oom": 0.0,
+        "cuda.mem_reserved_peak_mb": 75000.0,
+        "cuda.mem_allocated_peak_mb": 70000.0,
+    }
+    near = {**base, "cuda.mem_reserved_peak_frac": 0.93, "cuda.alloc_retries": 0.0}
+    retrying = {**near, "cuda.alloc_retries": 3.0, "cuda.reserved_unallocated_mb": 4096.0}
+
+    (warning,) = evaluate([builtin["MEM003"]], near, {})
+    (error,) = evaluate([builtin["MEM003"]], retrying, {})
+    quiet = evaluate([builtin["MEM003"]], {**near, "cuda.mem_reserved_peak_frac": 0.6}, {})
+
+    assert warning["severity"] == "warning" and "93.0% of the device" in warning["evidence"]
+    assert error["severity"] == "error" and "3 time(s)" in error["evidence"]
+    assert "expandable_segments" in error["fix"]
+    assert quiet == []
+
+
+def test_mem004_names_the_bus_error_and_shared_memory(builtin: dict[str, Rule]) -> None:
+    metrics = {"data.worker_bus_error": 1.0, "data.num_workers": 4.0, "mem.shm_total_mb": 64.0}
+    facts = {"run.exception_type": "RuntimeError", "run.exception_message": "DataLoader worker..."}
+
+    (finding,) = evaluate([builtin["MEM004"]], metrics, {}, facts=facts)
+
+    assert finding["severity"] == "error"
+    assert "/dev/shm is 64.0 MiB" in finding["evidence"] and "num_workers=4" in finding["evidence"]
+    assert "--shm-size" in finding["fix"]
+
+
+def test_every_documented_metric_family_is_a_rule_namespace() -> None:
+    from perfscope.rules.engine import NAMESPACES
+    from tests.unit.test_metrics import doc_table
+
+    families = {name.split(".")[0] for name in doc_table()}
+
+    assert families <= set(NAMESPACES), families - set(NAMESPACES)
+
+
+def test_mem005_fires_on_growing_device_memory_and_not_on_a_plateau(
+    builtin: dict[str, Rule],
+) -> None:
+    from perfscope.analysis.memory import memory_metrics
+    from tests.unit.test_allocator import growing_device_record
+
+    def metrics(mb: float) -> dict[str, float]:
+        return {"steps.count": 20.0, **memory_metrics(growing_device_record(mb))}
+
+    (finding,) = evaluate([builtin["MEM005"]], metrics(8.0), {})
+
+    assert "8.0 MiB per step" in finding["evidence"] and "detach" in finding["fix"]
+    assert evaluate([builtin["MEM005"]], metrics(0.5), {}) == []
+
+
+def test_data001_snippet_sizes_the_workers_to_the_free_cores(builtin: dict[str, Rule]) -> None:
+    two_cores = data_metrics(0.3, **{"data.num_workers": 0.0, "cpu.cores_usable": 2.0})
+    two_cores["host.torch_threads"] = 1.0
+    big_box = data_metrics(0.3, **{"data.num_workers": 2.0, "cpu.cores_usable": 16.0})
+    big_box.update({"host.torch_threads": 1.0, "env.cuda_available": 1.0})
+
+    (small,) = evaluate([builtin["DATA001"]], two_cores, {})
+    (big,) = evaluate([builtin["DATA001"]], big_box, {})
+
+    assert "num_workers=1," in small["snippet"] and "pin_memory" not in small["snippet"]
+    assert "num_workers=4," in big["snippet"] and "pin_memory=True" in big["snippet"]
+
+
+def test_util005_cudnn_benchmark_off_on_the_real_v100_convolutions(
+    builtin: dict[str, Rule],
+) -> None:
+    # The V100 trace's steps run 53 convolutions of fixed shapes; the setting is what a live run
+    # records at its third step (environment.torch.cudnn_benchmark).
+    from perfscope.analysis.ops import ops_metrics, summarize_trace
+    from tests.unit.test_ops_analysis import _record, load_trace
+
+    ops = ops_metrics(_record(summarize_trace(load_trace("kineto_v100_1gpu_train_5steps"))))
+    metrics = {**ops, "env.cuda_available": 1.0, "env.cudnn_benchmark": 0.0}
+
+    (finding,) = evaluate([builtin["UTIL005"]], metrics, {})
+    on = evaluate([builtin["UTIL005"]], {**metrics, "env.cudnn_benchmark": 1.0}, {})
+    varying = evaluate([builtin["UTIL005"]], {**metrics, "ops.conv_shapes_fixed": 0.0}, {})
+    cpu = evaluate([builtin["UTIL005"]], {**metrics, "env.cuda_available": 0.0}, {})
+
+    assert "53 convolutions" in finding["evidence"]
+    assert "cudnn.benchmark = True" in finding["snippet"]
+    assert on == varying == cpu == []
+
+
+def test_any001_fires_on_evaluation_pauses_not_on_scheduling_noise(
+    builtin: dict[str, Rule],
+) -> None:
+    from perfscope.analysis.metrics import spike_metrics, step_metrics
+
+    # every 10th of 10 ms steps pauses 300 ms (an evaluation), against 3 ms steps that a busy
+    # 2-core machine stretches to 11-20 ms now and then (seen with two torchrun ranks here)
+    paused = [10.0 + (300.0 if i % 10 == 0 else 0.0) for i in range(60)]
+    noisy = [3.0 + (12.0 if i % 7 == 0 else 0.0) for i in range(100)]
+
+    def run(times: list[float]) -> list[dict]:
+        steps = [{"duration_ms": t, "data_wait_ms": 0.0} for t in times]
+        metrics = {**step_metrics(steps), **spike_metrics(steps)}
+        return evaluate([builtin["ANY001"]], metrics, {})
+
+    (finding,) = run(paused)
+    assert "slow step" in finding["title"]
+    assert run(noisy) == []

@@ -272,3 +272,18 @@ def test_step_calls_outside_a_block_that_marks_its_own_steps_still_count() -> No
 
     # THEN the loop's own marks count outside the block, and inside it only prof.step()'s do
     assert [end for _, end in bounds(table)] == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_steps_holding_an_iterators_first_fetch_are_flagged() -> None:
+    # GIVEN two epochs whose first fetches start the workers
+    events = [
+        *[wait(t, 0.1, first=(t == 0.0)) for t in (0.0, 1.0, 2.0)],
+        wait(3.0, 0.001, end=True),
+        *[wait(t, 0.1, first=(t == 10.0)) for t in (10.0, 11.0, 12.0)],
+        wait(13.0, 0.001, end=True),
+    ]
+
+    table = build_steps(events, origin=0.0)
+
+    # THEN the first step of each epoch is flagged and no other
+    assert [bool(s.get("first_batch")) for s in table.steps] == [1, 0, 0, 1, 0, 0]

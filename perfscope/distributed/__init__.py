@@ -1,0 +1,1 @@
+"""Distributed runs (torchrun / DDP): rank identity, the launcher's view, per-rank summaries."""
