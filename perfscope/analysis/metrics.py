@@ -118,7 +118,9 @@ def host_metrics(
         "mem.host_rss_peak_mb": max(rss),
         "mem.host_available_min_mb": min(host["avail_mb"]),
     }
-    growth = rss_growth_mb_per_step(host["ts"], rss, steps)
+    # The main process's RSS when it was sampled apart: a forked worker's RSS counts the pages it
+    # shares with the main process again, so the tree's RSS jumps when workers start.
+    growth = rss_growth_mb_per_step(host["ts"], host.get("rss_main_mb") or rss, steps)
     if growth is not None:
         metrics["mem.host_growth_mb_per_step"] = growth
     return metrics

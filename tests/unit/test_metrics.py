@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from perfscope.analysis.metrics import compute_metrics, data_metrics, percentile
+from perfscope.analysis.metrics import compute_metrics, data_metrics, host_metrics, percentile
 from perfscope.record import Record
 
 METRICS_DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
@@ -286,3 +286,28 @@ def test_data_wait_keeps_a_lone_first_batch_step() -> None:
     steps[0]["first_batch"] = True
 
     assert data_metrics(steps, {})["data.wait_frac"] == pytest.approx(0.25)
+
+
+def test_host_growth_ignores_the_jump_of_forked_workers_rss() -> None:
+    # GIVEN (as seen in a real run) workers forked in the first step: the tree's RSS jumps by the
+    # pages they share with the main process, whose own RSS stays flat
+    steps = [
+        {"index": i, "start_s": 1.9 + i * 0.08, "duration_ms": 80.0, "data_wait_ms": 0.0}
+        for i in range(30)
+    ]
+    ts = [2.04, 2.44, 2.86, 3.26, 3.46, 3.86, 4.26]
+    main = [361.5, 361.5, 361.5, 361.5, 375.1, 375.1, 375.4]
+    workers = [502.0, 502.0, 502.0, 502.0, 558.6, 559.0, 558.8]
+    host = {
+        "ts": ts,
+        "cpu_frac": [0.5] * 7,
+        "rss_mb": [m + w for m, w in zip(main, workers, strict=True)],
+        "rss_main_mb": main,
+        "avail_mb": [9000.0] * 7,
+    }
+
+    tree_only = {k: v for k, v in host.items() if k != "rss_main_mb"}
+
+    # THEN the main process's growth is small; the tree's would have read ~3.5 MiB/step
+    assert host_metrics(host, steps)["mem.host_growth_mb_per_step"] < 1.0  # MEM002 fires at 2
+    assert host_metrics(tree_only, steps)["mem.host_growth_mb_per_step"] > 2.0
