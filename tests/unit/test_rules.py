@@ -575,3 +575,33 @@ def test_any001_fires_on_evaluation_pauses_not_on_scheduling_noise(
     (finding,) = run(paused)
     assert "slow step" in finding["title"]
     assert run(noisy) == []
+
+
+def test_util006_dispatch_bound_only_when_ops_fill_the_step_on_a_cpu_run(
+    builtin: dict[str, Rule],
+) -> None:
+    # figures seen here: 24 layers of 16x16 on batches of 8, and dist004's tiny DDP buckets
+    tiny = {
+        "env.cuda_available": 0.0,
+        "steps.time_ms_p50": 0.92,
+        "ops.per_step": 1239.0,
+        "ops.mean_op_us": 0.96,
+        "ops.traced_step_ms": 2.06,
+    }
+    comm_bound = {**tiny, "ops.per_step": 599.0, "ops.mean_op_us": 2.0, "ops.traced_step_ms": 3.92}
+
+    (finding,) = evaluate([builtin["UTIL006"]], tiny, {})
+
+    assert (
+        "1239 torch ops" in finding["evidence"] and "58% of the traced step" in finding["evidence"]
+    )
+    assert evaluate([builtin["UTIL006"]], comm_bound, {}) == []
+    assert (
+        evaluate(
+            [builtin["UTIL006"]],
+            {**comm_bound, "ops.traced_step_ms": 2.0, "dist.comm_frac": 0.8},
+            {},
+        )
+        == []
+    )
+    assert evaluate([builtin["UTIL006"]], {**tiny, "env.cuda_available": 1.0}, {}) == []
