@@ -366,3 +366,46 @@ def _step_point(step: dict[str, Any]) -> dict[str, Any]:
         "duration_ms": step["duration_ms"],
         "data_wait_ms": step["data_wait_ms"],
     }
+
+
+def rank_rows(
+    ranks: list[dict[str, Any]], metrics: dict[str, float], straggler_found: bool = True
+) -> list[dict[str, Any]]:
+    """One row per rank of a distributed run (its latest restart), with the rank whose failure
+    ended the run flagged, and the straggler the `dist.*` metrics name when `straggler_found`
+    (a finding says it is one: the slowest of balanced ranks is no straggler)."""
+    latest: dict[Any, dict[str, Any]] = {}
+    for summary in ranks:
+        rank = summary.get("rank")
+        if rank not in latest or (summary.get("restart") or 0) >= (
+            latest[rank].get("restart") or 0
+        ):
+            latest[rank] = summary
+    straggler = metrics.get("dist.straggler_rank") if straggler_found else None
+    failed = metrics.get("dist.failed_rank")
+    rows = []
+    for rank in sorted(latest, key=lambda r: (r is None, r)):
+        s = latest[rank]
+        step = s.get("step_ms_mean")
+        compute = None
+        if step is not None:
+            compute = max(
+                0.0, step - (s.get("data_wait_ms_mean") or 0.0) - (s.get("comm_ms_mean") or 0.0)
+            )
+        rows.append(
+            {
+                "rank": rank,
+                "host": s.get("host"),
+                "exit": s.get("exit"),
+                "steps": s.get("steps"),
+                "step_ms_p50": s.get("step_ms_p50"),
+                "data_wait_ms": s.get("data_wait_ms_mean"),
+                "comm_ms": s.get("comm_ms_mean"),
+                "compute_ms": compute,
+                "mem_peak_mb": s.get("mem_peak_mb"),
+                "last_step_end_s": s.get("last_step_end_s"),
+                "straggler": straggler is not None and rank == int(straggler),
+                "failed": failed is not None and rank == int(failed),
+            }
+        )
+    return rows

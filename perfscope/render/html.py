@@ -87,6 +87,11 @@ def report_context(
         "findings": record.findings,
         "rule_docs": rule_docs(tuple(f.get("id", "") for f in record.findings)),
         "step_table": step_table,
+        "rank_rows": tables.rank_rows(
+            record.ranks,
+            record.metrics,
+            straggler_found=any(f.get("id") == "DIST001" for f in record.findings),
+        ),
         "breakdown": breakdown,
         "timeline_panels": panels,
         "ops": ops,

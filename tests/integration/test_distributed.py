@@ -92,6 +92,8 @@ def test_a_slowed_rank_is_named_as_the_straggler(tmp_path: Path) -> None:
     assert record["metrics"]["dist.straggler_rank"] == 1
     assert record["metrics"]["dist.straggler_excess_ms"] >= 30
     assert record["metrics"]["dist.straggler_cause"] == 2  # compute, not data wait
+    report = (tmp_path / "r" / "report.html").read_text()
+    assert 'id="rank-table"' in report and report.count("straggler</span>") == 1
 
 
 def test_a_rank_that_raises_is_named_with_how_it_ended(tmp_path: Path) -> None:

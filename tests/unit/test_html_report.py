@@ -69,3 +69,29 @@ def test_a_crash_comes_first_with_its_exception_escaped():
     assert page.index('id="crash"') < page.index('id="findings"')
     assert "ran out of memory" in page and "&lt;b&gt;2 GiB&lt;/b&gt;" in page
     assert "It failed to allocate 2.00 GiB." in page
+
+
+def test_a_distributed_record_gets_a_ranks_table_naming_the_straggler() -> None:
+    from perfscope.analysis.metrics import compute_metrics
+    from tests.unit.test_ranks import ranks_record
+
+    ranks = ranks_record().ranks
+    record = bare_record()
+    record = Record(record.run, record.environment, record.collectors, record.steps,
+                    record.samples, ranks=ranks)  # fmt: skip
+    metrics = compute_metrics(record)
+    straggler = {"id": "DIST001", "name": "straggler-rank", "severity": "warning",
+                 "class": "distributed", "title": "t",
+                 "evidence": "e", "fix": "f", "snippet": "", "confidence": "high",
+                 "est_saving_ms_per_step": None}  # fmt: skip
+
+    html = render_report(record.with_diagnosis(metrics, [straggler]))
+    without_finding = render_report(record.with_diagnosis(metrics, []))
+
+    assert 'id="rank-table"' in html and 'href="#ranks"' in html
+    assert html.count("straggler</span>") == 1 and html.count("failed first</span>") == 1
+    assert "straggler</span>" not in without_finding  # the slowest of balanced ranks
+
+
+def test_a_single_process_record_has_no_ranks_section() -> None:
+    assert 'id="rank-table"' not in render_report(bare_record())

@@ -208,3 +208,21 @@ def test_call_tree_refuses_what_is_not_speedscope(tmp_path: Path):
     assert stacks.tree_from_run_dir(tmp_path, {"speedscope": "p.json"}) is None
     assert stacks.tree_from_run_dir(tmp_path, {"speedscope": "../p.json"}) is None
     assert stacks.tree_from_run_dir(None, {"speedscope": "p.json"}) is None
+
+
+def test_rank_rows_flag_the_straggler_and_the_failed_rank_and_keep_latest_restarts() -> None:
+    from perfscope.analysis.metrics import compute_metrics
+    from perfscope.analysis.tables import rank_rows
+    from tests.unit.test_ranks import ranks_record
+
+    record = ranks_record()  # 3 ranks: rank 1 slowed (compute), rank 2 crashed
+    restarted = [*record.ranks, {**record.ranks[0], "restart": 1, "steps": 3}]
+
+    rows = rank_rows(restarted, compute_metrics(record))
+
+    assert [r["rank"] for r in rows] == [0, 1, 2]
+    assert rows[0]["steps"] == 3  # the later restart of rank 0
+    assert [r["straggler"] for r in rows] == [False, True, False]
+    assert [r["failed"] for r in rows] == [False, False, True]
+    # compute = step (100 ms) less data wait (5) and communication (10)
+    assert rows[1]["compute_ms"] == pytest.approx(85.0)
