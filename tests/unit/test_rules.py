@@ -605,3 +605,26 @@ def test_util006_dispatch_bound_only_when_ops_fill_the_step_on_a_cpu_run(
         == []
     )
     assert evaluate([builtin["UTIL006"]], {**tiny, "env.cuda_available": 1.0}, {}) == []
+
+
+def test_ops001_fires_on_a_real_a100_trace_with_syncs_and_not_on_the_v100_one(
+    builtin: dict[str, Rule],
+) -> None:
+    from perfscope.analysis.ops import ops_metrics, summarize_trace
+    from tests.unit.test_ops_analysis import _record, load_trace
+
+    def run(name: str) -> tuple[list[dict], int, int]:
+        trace = load_trace(name)
+        events = [e for e in trace["traceEvents"] if e.get("ph") == "X"]
+        # Independently: blocking stream syncs, over the ProfilerStep spans
+        syncs = sum(1 for e in events if e.get("name") == "cudaStreamSynchronize")
+        steps = sum(1 for e in events if str(e.get("name", "")).startswith("ProfilerStep#"))
+        metrics = {**ops_metrics(_record(summarize_trace(trace))), "env.cuda_available": 1.0}
+        return evaluate([builtin["OPS001"]], metrics, {"ops": {"status": "ok"}}), syncs, steps
+
+    (finding,), syncs, steps = run("kineto_a100_rank0_of16_5steps")
+    quiet, _, _ = run("kineto_v100_1gpu_train_5steps")
+
+    assert (syncs, steps) == (75, 5)
+    assert finding["title"].startswith(f"{syncs / steps:.1f} host-device syncs per step")
+    assert quiet == []
