@@ -65,7 +65,7 @@ def assemble(run_dir: Path, facts: RunFacts) -> Record:
     collectors = {name: result.summary() for name, result in facts.collectors.items()}
     collectors["steps"] = _steps_collector(events, table.method)
     samples = {n: r.samples for n, r in facts.collectors.items() if r.samples is not None}
-    _merge_in_process_collectors(events, facts.origin, collectors, samples)
+    merge_in_process_collectors(events, facts.origin, collectors, samples)
     _mark_profiled_steps(table.steps, collectors.get("ops", {}), facts.origin)
     environment = {**facts.environment, **_process_environment(events)}
     _analyze_device_trace(run_dir, collectors, samples, environment)
@@ -203,7 +203,7 @@ def _failed_rank_exception(ranks: list[dict[str, Any]]) -> dict[str, Any] | None
     return exception
 
 
-def _merge_in_process_collectors(
+def merge_in_process_collectors(
     events: list[dict[str, Any]],
     origin: float,
     collectors: dict[str, dict[str, Any]],

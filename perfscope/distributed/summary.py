@@ -31,7 +31,7 @@ def rank_summary(
     origin = hello["ts"]
     table = build_steps(events, origin)
     steps = table.steps
-    collectors, samples = _in_process(events)
+    collectors, samples = _in_process(events, origin)
     _flag_profiled(steps, collectors.get("ops") or {}, origin)
     # The steps the profiler did not slow down, and not those holding a loader's start-up: one
     # worker start in 40 steps would dominate every mean below.
@@ -154,19 +154,15 @@ def _last_end(steps: list[dict[str, Any]]) -> float | None:
     return round(last["start_s"] + last["duration_ms"] / 1e3, 6)
 
 
-def _in_process(events: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The rank's in-process collectors: summaries and (ops, allocator) samples, last one wins."""
+def _in_process(
+    events: list[dict[str, Any]], origin: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The rank's in-process collectors: summaries and samples, as the pipeline merges them."""
+    from perfscope.pipeline import merge_in_process_collectors
+
     collectors: dict[str, Any] = {}
     samples: dict[str, Any] = {}
-    for event in events:
-        if event["k"] == "collector":
-            collectors[event["name"]] = event["summary"]
-            if event.get("samples") is not None:
-                samples[event["name"]] = event["samples"]
-        elif event["k"] == "sample":
-            series = samples.setdefault(event["c"], {})
-            for key, value in event["v"].items():
-                series.setdefault(key, []).append(value)
+    merge_in_process_collectors(events, origin, collectors, samples)
     return collectors, samples
 
 

@@ -8,33 +8,19 @@ perfscope.render.plotly_assets) drawn over it. Run data reaches the script only 
 
 from __future__ import annotations
 
-import functools
 import html
 from typing import Any
 
 from perfscope import __version__
 from perfscope.check.diff import finding_changes, metric_deltas
 from perfscope.check.stats import Comparison
-from perfscope.paths import templates_dir
 from perfscope.record import Record
+from perfscope.render.html import page_script, template_environment
 
 _BINS = 40
 _SCRIPT = "_compare_charts.js"
 BASE_COLOR = "#5c7cfa"
 NEW_COLOR = "#f08c00"
-
-
-@functools.lru_cache(maxsize=1)
-def _environment():  # noqa: ANN202 - jinja2 is imported lazily
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
-    return Environment(
-        loader=FileSystemLoader(str(templates_dir())),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
 
 
 def render_compare(
@@ -47,11 +33,11 @@ def render_compare(
     """The page: the verdict, the overlaid step-time histograms, metric deltas, findings."""
     from perfscope.render.plotly_assets import json_for_script, page_assets
 
-    script = _script()
+    script = page_script(_SCRIPT)  # the exact text the page's CSP hash is taken over
     bins = histogram(*times)
     figure = histogram_figure(times, comparison, names, bins)
     return (
-        _environment()
+        template_environment()
         .get_template("compare.html")
         .render(
             record=new,
@@ -68,12 +54,6 @@ def render_compare(
             **page_assets(script),
         )
     )
-
-
-@functools.lru_cache(maxsize=1)
-def _script() -> str:
-    # The exact text the page's CSP hash is taken over.
-    return (templates_dir() / _SCRIPT).read_text(encoding="utf-8").strip()
 
 
 def histogram_figure(

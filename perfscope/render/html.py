@@ -26,7 +26,8 @@ RULE_DOC_SECTIONS = (("what", "What it detects"), ("why", "Why it matters"), ("f
 
 
 @functools.lru_cache(maxsize=1)
-def _environment():  # noqa: ANN202 - jinja2 is imported lazily
+def template_environment():  # noqa: ANN202 - jinja2 is imported lazily
+    """The jinja2 environment of reports/templates/ (autoescaped, strict), for every page."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     return Environment(
@@ -52,7 +53,7 @@ def render_report(
     script = page_script(CHARTS_SCRIPT)
     context = report_context(record, run_dir, report_path)
     return (
-        _environment()
+        template_environment()
         .get_template("report.html")
         .render(**context, **page_assets(script), page_js=script)
     )
