@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from perfscope.analysis.metrics import percentile, steady_steps
+from perfscope.collectors.host import WORKER_COLUMNS
 
 MAX_POINTS = 1500  # per series; a 10,000-step run keeps its report small and fast to draw
 MAX_OUTLIERS = 200
@@ -195,6 +196,7 @@ def timeline_panels(
                 ("cpu_frac", "process tree"),
                 ("cpu_main_frac", "main"),
                 ("cpu_workers_frac", "workers"),
+                *((column, f"worker {i}") for i, column in enumerate(WORKER_COLUMNS)),
             ],
             max_points,
             scale=100.0,

@@ -46,6 +46,11 @@ KINDS = ("main", "worker", "other")
 # Python processes that multiprocessing starts for itself: not workers.
 MP_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 
+# Each worker's own CPU, in slots by arrival (a slot is reused once its worker is gone, as each
+# epoch's new workers replace the last ones): a saturated worker shows beside idle ones.
+WORKER_SLOTS = 8
+WORKER_COLUMNS = tuple(f"cpu_worker{i}_frac" for i in range(WORKER_SLOTS))
+
 COLUMNS = (
     Column("ts", "last", 4),
     Column("cpu_frac", "mean", 4),
@@ -66,6 +71,7 @@ COLUMNS = (
     Column("swap_out_mb_per_s", "mean", 3),
     Column("cgroup_mem_mb", "max", 2),
     Column("shm_used_mb", "max", 2),
+    *(Column(name, "mean", 4) for name in WORKER_COLUMNS),
 )
 
 
@@ -107,6 +113,7 @@ class _Proc:
     handle: Any  # psutil.Process
     kind: str  # main | worker | other
     cpu_s: float = 0.0
+    slot: int | None = None  # a worker's column in WORKER_COLUMNS (None past WORKER_SLOTS)
     io: tuple[int, int] | None = (0, 0)  # None: not readable for this process
     threads: dict[int, tuple[int, int]] = field(default_factory=dict)
 
@@ -116,6 +123,7 @@ class _Tally:
     cpu_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
     rss: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     count: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    worker_cpu_s: dict[int, float] = field(default_factory=dict)  # by slot
 
 
 class HostCollector:
@@ -261,12 +269,15 @@ class HostCollector:
             self._members = self._tree.pids(names)
         tally = _Tally()
         alive: dict[int, _Proc] = {}
+        taken = {proc.slot for proc in self._procs.values() if proc.slot is not None}
         for pid in self._members:
-            proc = self._procs.get(pid) or self._adopt(pid)
+            proc = self._procs.get(pid) or self._adopt(pid, taken)
             usage = procfs.cpu_rss(proc.handle) if proc is not None else None
             if proc is None or usage is None:
                 continue
             tally.cpu_s[proc.kind] += max(usage[0] - proc.cpu_s, 0.0)
+            if proc.slot is not None:
+                tally.worker_cpu_s[proc.slot] = max(usage[0] - proc.cpu_s, 0.0)
             tally.rss[proc.kind] += usage[1]
             tally.count[proc.kind] += 1
             proc.cpu_s = usage[0]
@@ -275,14 +286,20 @@ class HostCollector:
         self._procs = alive
         return tally
 
-    def _adopt(self, pid: int) -> _Proc | None:
+    def _adopt(self, pid: int, taken: set[int]) -> _Proc | None:
         import psutil
 
         try:
             handle = self._root if pid == self._root.pid else psutil.Process(pid)
         except psutil.Error:
             return None
-        return _Proc(handle, "main" if pid == self._root.pid else _kind(handle, self._root))
+        kind = "main" if pid == self._root.pid else _kind(handle, self._root)
+        slot = None
+        if kind == "worker":
+            slot = next((i for i in range(WORKER_SLOTS) if i not in taken), None)
+            if slot is not None:
+                taken.add(slot)
+        return _Proc(handle, kind, slot=slot)
 
     def _point(self, now: float, dt: float, tally: _Tally) -> dict[str, float | None]:
         share = 1.0 / (dt * self._cores)
@@ -296,6 +313,7 @@ class HostCollector:
             "workers": tally.count["worker"],
             "rss_main_mb": tally.rss["main"] / MB if has_main else None,
             "rss_workers_mb": tally.rss["worker"] / MB,
+            **{WORKER_COLUMNS[i]: cpu * share for i, cpu in tally.worker_cpu_s.items()},
         }
 
     def _read_detail(self, now: float) -> dict[str, float | None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -117,6 +118,14 @@ def test_dataloader_workers_under_perfscope_run(tmp_path: Path) -> None:
         samples["cpu_frac"], samples["cpu_main_frac"], samples["cpu_workers_frac"], strict=True
     ):
         assert total == pytest.approx(main + workers, abs=2e-4)
+    # AND each worker has a column of its own (a new epoch's workers take free slots), and the
+    # columns add up to the workers' total
+    slots = [c for c in samples if re.fullmatch(r"cpu_worker\d_frac", c)]
+    assert "cpu_worker0_frac" in slots and "cpu_worker1_frac" in slots and len(slots) <= 8
+    for i, workers in enumerate(samples["cpu_workers_frac"]):
+        each = sum(samples[c][i] or 0.0 for c in slots)
+        assert each == pytest.approx(workers, abs=3e-4)
+    assert all(cpu_seconds(samples, c, host["cores"]) > 0 for c in slots[:2])
     # AND the static facts are this machine's
     limits = read_limits(os.getpid())
     assert host["cores"] == pytest.approx(cores_for(usable_cores(), limits.cpu_quota_cores))
