@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from perfscope.analysis.metrics import compute_metrics
-from perfscope.analysis.steps import build_steps
+from perfscope.analysis.steps import build_steps, flag_profiled
 from perfscope.collectors.base import CollectorResult
 from perfscope.events import event_files, read_events
 from perfscope.exits import classify_exit
@@ -231,16 +231,12 @@ def merge_in_process_collectors(
 
 
 def _mark_profiled_steps(steps: list[dict[str, Any]], ops: dict[str, Any], origin: float) -> None:
-    """Flags the steps the op-trace window overlapped: the profiler slowed them down."""
+    """Flags the steps the op-trace window slowed down; the window's perf_counter span becomes
+    `window_s`, in seconds since the run's start."""
     span = ops.pop("window_perf", None)
-    if not span:
-        return
-    start, end = span[0] - origin, span[1] - origin
-    ops["window_s"] = [round(start, 6), round(end, 6)]
-    for step in steps:
-        step_end = step["start_s"] + step["duration_ms"] / 1e3
-        if step["start_s"] < end and step_end > start:
-            step["profiled"] = True
+    if span:
+        ops["window_s"] = [round(span[0] - origin, 6), round(span[1] - origin, 6)]
+        flag_profiled(steps, span, origin)
 
 
 def _exception(event: dict[str, Any]) -> dict[str, Any]:

@@ -46,6 +46,12 @@ SYNC_CALLS = frozenset(
         "cuEventSynchronize",
         "cuMemcpyDtoH_v2",
         "cuMemcpyHtoD_v2",
+        # ROCm traces name HIP's calls in the same categories
+        "hipDeviceSynchronize",
+        "hipStreamSynchronize",
+        "hipEventSynchronize",
+        "hipMemcpy",
+        "hipMemcpyWithStream",
     }
 )
 STEP_ANNOTATION = re.compile(r"^ProfilerStep#(\d+)$")

@@ -162,3 +162,14 @@ def _step(index: int, start: float, end: float, waits: list[Wait], origin: float
     if any(first for _, _, first in waits[lo:hi]):
         step["first_batch"] = True  # its wait includes a loader's start-up (workers, first fetch)
     return step
+
+
+def flag_profiled(steps: list[dict[str, Any]], window_perf: Any, origin: float) -> None:
+    """Marks `profiled` the steps that overlap the op-trace window (`window_perf`: its start and
+    end on the perf_counter clock of `origin`): the profiler slowed them down."""
+    if not window_perf:
+        return
+    start, end = window_perf[0] - origin, window_perf[1] - origin
+    for step in steps:
+        if step["start_s"] < end and step["start_s"] + step["duration_ms"] / 1e3 > start:
+            step["profiled"] = True

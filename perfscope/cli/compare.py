@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from perfscope.check.stats import DEFAULT_QUANTILE, DEFAULT_TOLERANCE, DEFAULT_WARMUP
 from perfscope.errors import PerfscopeError
 
 
@@ -22,21 +23,21 @@ from perfscope.errors import PerfscopeError
 @click.option(
     "--tolerance",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.05,
+    default=DEFAULT_TOLERANCE,
     show_default=True,
     help="A change of the step-time quantile within ±this fraction is unchanged.",
 )
 @click.option(
     "--quantile",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.25,
+    default=DEFAULT_QUANTILE,
     show_default=True,
     help="The step-time quantile compared (0.5: medians).",
 )
 @click.option(
     "--warmup",
     type=click.IntRange(min=0),
-    default=5,
+    default=DEFAULT_WARMUP,
     show_default=True,
     help="Steps left out at the start of each run.",
 )

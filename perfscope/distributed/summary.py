@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from perfscope.analysis.metrics import percentile, steady_steps
-from perfscope.analysis.steps import build_steps
+from perfscope.analysis.steps import build_steps, flag_profiled
 from perfscope.distributed.comm import comm_from_trace
 from perfscope.exits import classify_exit
 from perfscope.runtime.session import RANKS_DIR
@@ -32,7 +32,7 @@ def rank_summary(
     table = build_steps(events, origin)
     steps = table.steps
     collectors, samples = _in_process(events, origin)
-    _flag_profiled(steps, collectors.get("ops") or {}, origin)
+    flag_profiled(steps, (collectors.get("ops") or {}).get("window_perf"), origin)
     # The steps the profiler did not slow down, and not those holding a loader's start-up: one
     # worker start in 40 steps would dominate every mean below.
     steady = [s for s in steady_steps(steps) if not s.get("first_batch")] or steady_steps(steps)
@@ -164,13 +164,3 @@ def _in_process(
     samples: dict[str, Any] = {}
     merge_in_process_collectors(events, origin, collectors, samples)
     return collectors, samples
-
-
-def _flag_profiled(steps: list[dict[str, Any]], ops: dict[str, Any], origin: float) -> None:
-    span = ops.get("window_perf")
-    if not span:
-        return
-    start, end = span[0] - origin, span[1] - origin
-    for step in steps:
-        if step["start_s"] < end and step["start_s"] + step["duration_ms"] / 1e3 > start:
-            step["profiled"] = True

@@ -19,7 +19,7 @@ def install(torch: Any, session: ProcessSession) -> None:
     def on_step(index: int) -> None:
         if index < READ_AT_STEP:
             return
-        session.step_listeners.remove(on_step)
+        session.remove_step_listener(on_step)
         session.writer.write({"k": "settings", "ts": time.perf_counter(), **read_settings(torch)})
 
     session.step_listeners.append(on_step)

@@ -284,10 +284,7 @@ class ProfilerWindow:
         )
 
     def _leave_clock(self) -> None:
-        # A new list: the session may be iterating over the old one right now.
-        self.session.step_listeners = [
-            listener for listener in self.session.step_listeners if listener != self.on_step
-        ]
+        self.session.remove_step_listener(self.on_step)
 
     def _quiet(self) -> _CaughtWarnings:
         return _CaughtWarnings(self.warnings)

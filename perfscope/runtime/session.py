@@ -113,8 +113,13 @@ class ProcessSession:
             self._clock_rank = rank
             self.step_index = 0
         self.step_index += 1
-        for listener in tuple(self.step_listeners):  # a listener may remove itself
+        for listener in self.step_listeners:  # removal rebinds the list: safe mid-loop
             listener(self.step_index)
+
+    def remove_step_listener(self, listener: StepListener) -> None:
+        """Takes a listener off the step clock, from inside a listener too (a new list, so the
+        loop in `_tick` goes on over the old one without a copy every step)."""
+        self.step_listeners = [x for x in self.step_listeners if x != listener]
 
     def loader(self, key: int, config: dict[str, Any]) -> None:
         if key not in self._seen_loaders:

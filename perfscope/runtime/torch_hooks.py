@@ -245,9 +245,7 @@ class AutogradProbe:
         self._forward_seen = self._grad_seen = self._graph_seen = False
 
     def _leave_clock(self) -> None:
-        # A new list: the session may be iterating over the old one right now.
-        listeners = self.session.step_listeners
-        self.session.step_listeners = [x for x in listeners if x != self.on_step]
+        self.session.remove_step_listener(self.on_step)
 
     def close(self) -> None:
         self._end_sample()

@@ -26,10 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from perfscope.analysis.ops import SYNC_CALLS
+from perfscope.analysis.ops import STEP_ANNOTATION, SYNC_CALLS
 from perfscope.traceimport.reader import DeviceEvent, HostEvent, Trace
 
-STEP_MARK = re.compile(r"^ProfilerStep#(\d+)$")
 DATALOADER = "enumerate(DataLoader)#"
 TOP_KERNELS = 30
 LAUNCH_CALLS = frozenset(
@@ -47,13 +46,6 @@ LAUNCH_CALLS = frozenset(
         "hipGraphLaunch",
     }
 )
-BLOCKING_CALLS = SYNC_CALLS | {
-    "hipDeviceSynchronize",
-    "hipStreamSynchronize",
-    "hipEventSynchronize",
-    "hipMemcpy",
-    "hipMemcpyWithStream",
-}
 COMM_KERNEL = re.compile(r"nccl|rccl", re.I)
 MATMUL_KERNEL = re.compile(
     r"gemm|gemv|conv|cutlass|xmma|cudnn|cublas|wgrad|dgrad|fprop|winograd|Cijk_|matmul", re.I
@@ -80,7 +72,7 @@ def find_steps(trace: Trace) -> tuple[list[Step], bool]:
     steps = []
     for e in trace.annotations:
         if e.name.startswith("ProfilerStep#"):
-            found = STEP_MARK.match(e.name)
+            found = STEP_ANNOTATION.match(e.name)
             if found:
                 steps.append(Step(int(found.group(1)), e.ts, e.ts + e.dur))
     if steps:
@@ -202,7 +194,7 @@ def _per_step(
     is_comm = [kernel_kind(k.name) == "communication" for k in kernels]
     comm = Intervals(s for s, c in zip(spans, is_comm, strict=True) if c)
     compute = Intervals(s for s, c in zip(spans, is_comm, strict=True) if not c)
-    sync_ends = sorted(e.ts + e.dur for e in trace.runtime if e.name in BLOCKING_CALLS)
+    sync_ends = sorted(e.ts + e.dur for e in trace.runtime if e.name in SYNC_CALLS)
     # The first gap starts at -inf and the last ends at +inf: clip them to the steps.
     first, last = (steps[0].start, steps[-1].end) if steps else (0.0, 0.0)
     gaps = {

@@ -31,14 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+from perfscope.analysis.ops import DEVICE_CATEGORIES, HOST_CATEGORIES, RUNTIME_CATEGORIES
 from perfscope.errors import PerfscopeError
 
 CHUNK = 4 << 20
 MAX_PIECE = 256 << 20  # an event bigger than this: not a trace this reader takes
 HEAD_LIMIT = 8 << 20  # metadata (deviceProperties, distributedInfo) precedes traceEvents
-HOST = frozenset({"cpu_op", "user_annotation", "cuda_runtime", "cuda_driver", "python_function"})
-DEVICE = frozenset({"kernel", "gpu_memcpy", "gpu_memset"})
-_RUNTIME = frozenset({"cuda_runtime", "cuda_driver"})
 _OCCUPANCY = "est. achieved occupancy %"
 _BETWEEN = re.compile(rb'\}\s*,\s*\{\s*"')
 _CLOSE = re.compile(rb"\}\s*\]")
@@ -232,16 +230,16 @@ class _Reader:
         args = get("args") or _NO_ARGS
         name = get("name", "")
         name = self._names.setdefault(name, name) if name.__class__ is str else str(name)
-        if cat in HOST:
+        if cat in HOST_CATEGORIES:
             shapes = self._shape_args(args) if cat == "cpu_op" else None
             row = (cat, name, ts, dur, get("pid"), get("tid"), args.get("correlation"), shapes)
             event = _new(HostEvent, row)
             self._host_append(event)
-            if cat in _RUNTIME:
+            if cat in RUNTIME_CATEGORIES:
                 self.trace.runtime.append(event)
             elif cat == "user_annotation":
                 self.trace.annotations.append(event)
-        elif cat in DEVICE:
+        elif cat in DEVICE_CATEGORIES:
             self.trace.device.append(_device_event(cat, name, ts, dur, args))
 
     def _shape_args(self, args: dict[str, Any]) -> dict[str, Any] | None:

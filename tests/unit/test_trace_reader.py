@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from perfscope.analysis.ops import DEVICE_CATEGORIES, HOST_CATEGORIES
 from perfscope.errors import PerfscopeError
 from perfscope.traceimport import reader
-from perfscope.traceimport.reader import DEVICE, HOST, read_trace
+from perfscope.traceimport.reader import read_trace
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "traces"
 V100 = FIXTURES / "kineto_v100_1gpu_train_5steps.json.gz"
@@ -24,7 +25,11 @@ def raw(path: Path) -> dict[str, Any]:
 
 def kept(events: list[dict[str, Any]]) -> int:
     """The complete host and device events, counted straight from the parsed JSON."""
-    return sum(1 for e in events if e.get("ph") == "X" and e.get("cat") in HOST | DEVICE)
+    return sum(
+        1
+        for e in events
+        if e.get("ph") == "X" and e.get("cat") in HOST_CATEGORIES | DEVICE_CATEGORIES
+    )
 
 
 @pytest.mark.parametrize("path", [V100, SAMPLED], ids=["pretty-printed", "one-line"])
